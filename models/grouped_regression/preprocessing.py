@@ -1,0 +1,63 @@
+"""preprocessing_fn: scaling, vocabularies and the group id, all inside the transform graph.
+
+The group id is computed from the raw grouping columns and the fitted grouping artifact
+(custom_config['grouping_uri'], supplied by GroupedTransform), so the exported serving model
+assigns groups itself and training/serving skew in grouping is impossible by construction.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components.grouping import store, tf_assign
+from models.grouped_regression import features as fk
+
+
+def dense(x, default) -> tf.Tensor:
+  """[batch] dense tensor from a raw feature (SparseTensor [batch, <=1] or dense [batch(,1)])."""
+  if isinstance(x, tf.SparseTensor):
+    batch = x.dense_shape[0]
+    x = tf.sparse.to_dense(tf.sparse.reset_shape(x, [batch, 1]), default_value=default)
+  return tf.reshape(x, [-1])
+
+
+def _numeric(x) -> tf.Tensor:
+  """float32 [batch]; missing values (possible only for optional, sparse features) are NaN."""
+  nan = tf.constant(float("nan"), tf.float32)
+  if isinstance(x, tf.SparseTensor):
+    x = tf.SparseTensor(x.indices, tf.cast(x.values, tf.float32), x.dense_shape)
+  else:
+    x = tf.cast(x, tf.float32)
+  return dense(x, nan)
+
+
+def _model_numeric(x) -> tf.Tensor:
+  """z-scored float32 [batch]; an optional feature's missing values take the train mean (0)."""
+  if not isinstance(x, tf.SparseTensor):  # required feature: parsing guarantees a value
+    return tft.scale_to_z_score(_numeric(x))
+  v = _numeric(x)
+  missing = tf.math.is_nan(v)
+  return tf.where(missing, 0.0, tft.scale_to_z_score(tf.where(missing, tft.mean(
+      tf.boolean_mask(v, ~missing)), v)))
+
+
+def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, Any]:
+  """custom_config: numeric_features, categorical_features, label, grouping_uri."""
+  grouping = store.load(custom_config["grouping_uri"])
+  out = {}
+  for name in custom_config["numeric_features"]:
+    out[fk.numeric_key(name)] = _model_numeric(inputs[name])
+  for name in custom_config["categorical_features"]:
+    s = dense(inputs[name], "")
+    out[fk.categorical_key(name)] = tft.compute_and_apply_vocabulary(
+        s, num_oov_buckets=1, vocab_filename=fk.vocab_name(name))
+  numeric_grouping = grouping.mode == "kmeans"
+  group_cols = {f: (_numeric(inputs[f]) if numeric_grouping else dense(inputs[f], ""))
+                for f in grouping.features}
+  out[fk.GROUP_KEY] = tf_assign.group_ids(grouping, group_cols)
+  label = custom_config["label"]
+  if label in inputs:  # absent at serving time
+    out[fk.LABEL_KEY] = _numeric(inputs[label])
+  return out

@@ -1,0 +1,65 @@
+"""SavedModel signatures: serving_default (tf.Example in), serving_raw (plain tensors in),
+transform_features (for TFMA and debugging). All run the Transform graph, so callers send raw
+features and the model assigns the group itself.
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models.grouped_regression import features as fk
+
+
+def raw_serving_spec(tft_output: tft.TFTransformOutput, label_key: str):
+  spec = dict(tft_output.raw_feature_spec())
+  spec.pop(label_key, None)
+  spec.pop(fk.GROUP_KEY, None)
+  return spec
+
+
+def _as_raw_feature(x: tf.Tensor, feature_spec) -> tf.Tensor:
+  """A [batch] tensor in the form the Transform graph expects for this raw feature."""
+  if isinstance(feature_spec, tf.io.VarLenFeature):
+    n = tf.shape(x, out_type=tf.int64)[0]
+    idx = tf.stack([tf.range(n), tf.zeros([n], tf.int64)], axis=1)
+    return tf.SparseTensor(idx, x, tf.stack([n, tf.constant(1, tf.int64)]))
+  return tf.reshape(x, [-1] + list(feature_spec.shape))
+
+
+def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
+           label_key: str) -> None:
+  model.tft_layer = tft_output.transform_features_layer()
+  spec = raw_serving_spec(tft_output, label_key)
+
+  def predict(raw: Dict[str, tf.Tensor]):
+    transformed = model.tft_layer(raw)
+    transformed.pop(fk.LABEL_KEY, None)
+    inputs = {k: tf.reshape(v, [-1, 1]) for k, v in transformed.items()}
+    return {fk.PREDICTION_KEY: model(inputs),
+            fk.GROUP_OUTPUT_KEY: tf.reshape(tf.cast(transformed[fk.GROUP_KEY], tf.int64), [-1, 1])}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  def serve_examples(examples):
+    return predict(tf.io.parse_example(examples, spec))
+
+  raw_sig = {name: tf.TensorSpec([None], fs.dtype, name=name) for name, fs in spec.items()}
+
+  @tf.function(input_signature=[raw_sig])
+  def serve_raw(features):
+    return predict({k: _as_raw_feature(v, spec[k]) for k, v in features.items()})
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  def transform_features(examples):
+    raw = tf.io.parse_example(examples, tft_output.raw_feature_spec())
+    return model.tft_layer(raw)
+
+  # serving_raw takes one keyword per feature; wrap so the signature has named inputs.
+  raw_fn = tf.function(lambda **kw: serve_raw(kw), input_signature=None)
+  raw_concrete = raw_fn.get_concrete_function(**raw_sig)
+  model.save(export_dir, save_format="tf", signatures={
+      "serving_default": serve_examples.get_concrete_function(),
+      "serving_raw": raw_concrete,
+      "transform_features": transform_features.get_concrete_function(),
+  })

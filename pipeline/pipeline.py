@@ -1,0 +1,99 @@
+"""create_pipeline: the one pipeline definition every runner imports.
+
+It takes every setting as an argument and holds no paths or environment logic of its own
+(runners resolve those), so the same graph runs locally, on Kubeflow V2 and on Airflow.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components.grouping.component import Grouping
+from components.grouping_inputs import GroupedTrainer, GroupedTransform
+from models.grouped_regression import features as fk
+
+PREPROCESSING_FN = "models.grouped_regression.preprocessing.preprocessing_fn"
+RUN_FN = "models.grouped_regression.trainer.run_fn"
+
+
+def create_pipeline(
+    *,
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root: str,
+    schema_path: str,
+    label: str,
+    numeric_features: Sequence[str],
+    categorical_features: Sequence[str],
+    grouping: Dict[str, Any],
+    model: Dict[str, Any],
+    eval_config: tfma.EvalConfig,
+    serving_model_dir: str,
+    train_buckets: int = 4,
+    eval_buckets: int = 1,
+    beam_pipeline_args: Optional[List[str]] = None,
+    metadata_connection_config=None,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+  """ExampleGen -> stats/schema/validation -> Grouping -> Transform -> Trainer -> Evaluator -> Pusher.
+
+  `grouping` holds the Grouping component's arguments (mode, features, k_values, seed, ...);
+  `model` the hyperparameters handed to run_fn.
+  """
+  example_gen = tfx.components.CsvExampleGen(
+      input_base=data_root,
+      output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+          tfx.proto.SplitConfig.Split(name="train", hash_buckets=train_buckets),
+          tfx.proto.SplitConfig.Split(name="eval", hash_buckets=eval_buckets)])))
+  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+  schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+
+  grouping_component = Grouping(
+      examples=example_gen.outputs["examples"],
+      anomalies=example_validator.outputs["anomalies"],
+      group_feature=fk.GROUP_KEY, **grouping)
+
+  features_config = dict(numeric_features=list(numeric_features),
+                         categorical_features=list(categorical_features), label=label)
+  transform = GroupedTransform(
+      examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+      grouping=grouping_component.outputs["grouping"], preprocessing_fn=PREPROCESSING_FN,
+      custom_config=features_config,
+      disable_statistics=True)   # StatisticsGen already covers the raw data
+
+  trainer = GroupedTrainer(
+      examples=transform.outputs["transformed_examples"],
+      transform_graph=transform.outputs["transform_graph"],
+      grouping=grouping_component.outputs["grouping"], run_fn=RUN_FN,
+      custom_config={**features_config, "model": dict(model)})
+
+  baseline_resolver = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id("latest_blessed_model_resolver")
+
+  evaluator = tfx.components.Evaluator(
+      examples=grouping_component.outputs["annotated_examples"],
+      model=trainer.outputs["model"],
+      baseline_model=baseline_resolver.outputs["model"],
+      eval_config=eval_config)
+
+  pusher = tfx.components.Pusher(
+      model=trainer.outputs["model"],
+      model_blessing=evaluator.outputs["blessing"],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+
+  return tfx.dsl.Pipeline(
+      pipeline_name=pipeline_name,
+      pipeline_root=pipeline_root,
+      components=[example_gen, statistics_gen, schema_gen, example_validator,
+                  grouping_component, transform, trainer, baseline_resolver, evaluator, pusher],
+      enable_cache=enable_cache,
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=beam_pipeline_args or [])

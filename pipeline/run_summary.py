@@ -1,0 +1,84 @@
+"""What a finished run produced, read back from MLMD: evaluation, blessing, pushed model."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Dict, List, Optional
+
+from ml_metadata.metadata_store import metadata_store
+
+from components.grouping import store as grouping_store
+from models.grouped_regression import features as fk
+from pipeline import eval_results
+
+
+@dataclasses.dataclass
+class RunSummary:
+  evaluation_uri: Optional[str]
+  blessed: Optional[bool]
+  pushed: bool
+  pushed_path: Optional[str]
+  grouping_uri: Optional[str]
+  groups: Dict[int, Dict[str, Optional[float]]]
+  overall: Dict[str, Dict[str, float]]
+
+
+def _latest(mlmd, type_name: str):
+  arts = [a for a in mlmd.get_artifacts_by_type(type_name) if a.uri]
+  return max(arts, key=lambda a: a.id) if arts else None
+
+
+def _prop(artifact, name):
+  if artifact is None or name not in artifact.custom_properties:
+    return None
+  v = artifact.custom_properties[name]
+  return v.int_value if v.HasField("int_value") else v.string_value
+
+
+def summarize(connection_config) -> RunSummary:
+  mlmd = metadata_store.MetadataStore(connection_config)
+  evaluation = _latest(mlmd, "ModelEvaluation")
+  blessing = _latest(mlmd, "ModelBlessing")
+  pushed = _latest(mlmd, "PushedModel")
+  grouping = _latest(mlmd, "grouped_regression.GroupingModel")
+  metrics = eval_results.load_slice_metrics(evaluation.uri) if evaluation else {}
+  groups = eval_results.group_rows(metrics, fk.GROUP_KEY)
+  if grouping is not None:
+    counts = grouping_store.load_summary(grouping.uri)["counts"].get("train", [])
+    for gid, row in groups.items():
+      row["train_rows"] = counts[gid] if gid < len(counts) else None
+  blessed = _prop(blessing, "blessed")
+  return RunSummary(
+      evaluation_uri=evaluation.uri if evaluation else None,
+      blessed=None if blessed is None else bool(blessed),
+      pushed=bool(_prop(pushed, "pushed")),
+      pushed_path=_prop(pushed, "pushed_destination") if _prop(pushed, "pushed") else None,
+      grouping_uri=grouping.uri if grouping else None,
+      groups=groups, overall=metrics.get((), {}))
+
+
+def _fmt(x, spec=".4f") -> str:
+  return "-" if x is None else format(x, spec)
+
+
+def format_table(s: RunSummary) -> str:
+  lines = ["| group | train rows | eval rows | RMSE candidate | RMSE baseline |",
+           "|---:|---:|---:|---:|---:|"]
+  for gid, r in s.groups.items():
+    lines.append(f"| {gid} | {_fmt(r.get('train_rows'), 'd')} | {_fmt(r['examples'], '.0f')} | "
+                 f"{_fmt(r['rmse'])} | {_fmt(r['baseline_rmse'])} |")
+  cand = s.overall.get(eval_results.candidate_name(s.overall), {}) if s.overall else {}
+  base = s.overall.get("baseline", {})
+  lines.append(f"| **all** | | {_fmt(cand.get('example_count'), '.0f')} | "
+               f"{_fmt(cand.get('root_mean_squared_error'))} | "
+               f"{_fmt(base.get('root_mean_squared_error'))} |")
+  return "\n".join(lines)
+
+
+def describe(s: RunSummary, cwd: str = ".") -> List[str]:
+  rel = lambda p: os.path.relpath(p, cwd) if p and os.path.isabs(p) else p  # noqa: E731
+  status = {True: "BLESSED", False: "NOT blessed", None: "no blessing"}[s.blessed]
+  out = [format_table(s), "", f"model: {status}; evaluation: {rel(s.evaluation_uri)}"]
+  out.append(f"pushed model: {rel(s.pushed_path)}" if s.pushed else
+             "pushed model: none (not blessed, nothing pushed)")
+  return out

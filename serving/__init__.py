@@ -1,0 +1,5 @@
+"""TF Serving deployment files, client, and a TF-Serving-compatible development server."""
+import os
+
+# TFX/TFMA 1.16 expect Keras 2 (tf-keras); set before anything imports TensorFlow.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

@@ -1,0 +1,1 @@
+"""TF-Serving-compatible development server: `python -m serving.server` (see serving/README.md)."""
