@@ -23,7 +23,7 @@ def create_pipeline(
     pipeline_name: str,
     pipeline_root: str,
     data_root: str,
-    schema_path: str,
+    schema_path: Optional[str],
     label: str,
     numeric_features: Sequence[str],
     categorical_features: Sequence[str],
@@ -48,7 +48,10 @@ def create_pipeline(
           tfx.proto.SplitConfig.Split(name="train", hash_buckets=train_buckets),
           tfx.proto.SplitConfig.Split(name="eval", hash_buckets=eval_buckets)])))
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-  schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+  if schema_path:  # a curated schema is the contract every data drop is validated against
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+  else:           # no curated schema yet: infer one (first look at a new CSV)
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
 
