@@ -57,10 +57,10 @@ run: $(STAMP)
 	$(PY) -m pipeline.local_runner --config $(CONFIG)
 
 test: $(STAMP)
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: bench-grouping bench-models bench-serving
 
