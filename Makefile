@@ -16,7 +16,7 @@ export PYTHONHASHSEED ?= 0
 # google-cloud libraries warn about Python 3.10 on import, in every process.
 export PYTHONWARNINGS ?= ignore::FutureWarning,ignore::DeprecationWarning
 
-.PHONY: help setup lock data run test test-fast bench bench-grouping bench-models bench-serving \
+.PHONY: help setup lock data run test test-fast bench bench-pipeline bench-grouping bench-models bench-serving \
         serve kfp-compile airflow-dag-test clean
 
 help:
@@ -62,7 +62,11 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: bench-grouping bench-models bench-serving
+bench: bench-pipeline bench-grouping bench-models bench-serving
+
+# Ames pipeline vs TFX's stock chicago-taxi pipeline, same machine, same session.
+bench-pipeline: $(STAMP)
+	$(PY) -m bench.pipeline_speed
 
 bench-grouping: $(STAMP)
 	$(PY) -m bench.grouping
