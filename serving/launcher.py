@@ -96,7 +96,7 @@ class ServerProcess:
 
 
 def start_server(model_base_path: str, model_name: str, extra_args: Sequence[str] = (),
-                 timeout: float = 90.0, wait_available: bool = True,
+                 timeout: float = 120.0, wait_available: bool = True,
                  python: str = sys.executable) -> ServerProcess:
   """Launches the server on 127.0.0.1 with ephemeral ports; waits for a loaded model."""
   env = dict(os.environ)

@@ -58,7 +58,8 @@ def rows_to_examples(rows: Iterable[Mapping[str, object]],
   out = []
   for row in rows:
     feats = {k: _feature(k, v, types.get(k)) for k, v in row.items()
-             if v is not None and v != "" and (not types or k in types)}
+             if v is not None and not (isinstance(v, str) and v == "")
+             and (not types or k in types)}
     out.append(tf.train.Example(features=tf.train.Features(feature=feats)))
   return out
 

@@ -12,6 +12,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc, regression_pb2)
 
+from serving import tensor_proto
 from serving.client import examples as example_codec
 from serving.client.errors import NotFoundError, from_grpc
 from serving.client.retry import call_with_retries
@@ -78,7 +79,7 @@ class GrpcClient:
     request = predict_pb2.PredictRequest()
     self._spec(request.model_spec, version, signature_name)
     for name, value in inputs.items():
-      proto = value if isinstance(value, tensor_pb2.TensorProto) else tf.make_tensor_proto(value)
+      proto = value if isinstance(value, tensor_pb2.TensorProto) else tensor_proto.to_proto(value)
       request.inputs[name].CopyFrom(proto)
     request.output_filter.extend(output_filter)
     response = self._call(self.prediction_stub.Predict, request, timeout)
@@ -88,7 +89,11 @@ class GrpcClient:
   def predict_examples(self, rows: Sequence[Mapping[str, Any]],
                        signature_name: str = "serving_default", **kwargs) -> Prediction:
     """Raw feature rows as serialized tf.Examples, typed like the `serving_raw` signature."""
-    (input_name,) = self.input_dtypes(signature_name)
+    inputs = self.input_dtypes(signature_name)
+    if len(inputs) != 1:
+      raise ValueError(f"signature '{signature_name}' has inputs {sorted(inputs)}; "
+                       "predict_examples needs one serialized-tf.Example input")
+    (input_name,) = inputs
     dtypes = self.input_dtypes("serving_raw") if self.has_signature("serving_raw") else None
     serialized = example_codec.serialize(rows, dtypes)
     return self.predict({input_name: np.array(serialized, dtype=object)}, signature_name, **kwargs)

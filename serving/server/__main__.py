@@ -56,7 +56,12 @@ def main(argv=None) -> int:
   server = ModelServer({args.model_name: base}, host=args.host, grpc_port=args.port,
                        rest_port=args.rest_port, poll_seconds=args.poll_seconds,
                        max_request_bytes=args.max_request_bytes, grpc_workers=args.grpc_workers)
-  server.start()
+  try:
+    server.start()
+  except OSError as e:
+    log.error("cannot start: %s", e)
+    server.stop(grace=0)
+    return 1
   manager = server.registry.get(args.model_name)
   version = manager.current_version
   print(f"serving model '{args.model_name}' from {base} "

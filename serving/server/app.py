@@ -48,9 +48,12 @@ class ModelServer:
         PredictionService(self.registry), self._grpc)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(self.registry),
                                                               self._grpc)
-    self.grpc_port = self._grpc.add_insecure_port(f"{self.host}:{self._ports[0]}")
+    try:
+      self.grpc_port = self._grpc.add_insecure_port(f"{self.host}:{self._ports[0]}")
+    except RuntimeError:  # newer grpcio raises instead of returning 0
+      self.grpc_port = 0
     if not self.grpc_port:
-      raise OSError(f"cannot bind gRPC to {self.host}:{self._ports[0]}")
+      raise OSError(f"cannot bind gRPC to {self.host}:{self._ports[0]} (port in use?)")
     self._grpc.start()
     self._http = make_http_server(self.registry, self.host, self._ports[1], limit)
     self.rest_port = self._http.server_address[1]
@@ -60,7 +63,7 @@ class ModelServer:
 
   def stop(self, grace: float = 5.0) -> None:
     """Stops accepting requests, lets in-flight ones finish (bounded), unloads the models."""
-    if self._http is not None:
+    if self._http_thread is not None:  # shutdown() would block if serve_forever never ran
       self._http.shutdown()
       self._http.server_close()
     if self._grpc is not None:

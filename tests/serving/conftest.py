@@ -4,8 +4,6 @@ Servers are real subprocesses (`python -m serving.server`) on ephemeral loopback
 """
 from __future__ import annotations
 
-import os
-import shutil
 import types
 
 import grpc
@@ -17,10 +15,8 @@ from tensorflow_serving.apis import (model_service_pb2_grpc, predict_pb2,
 
 from serving.launcher import start_server
 from serving.testing_model import example_rows, save_test_model, serialize_rows
+from tests.serving.helpers import MAX_REQUEST_BYTES, MODEL, SERVER_ARGS, make_base
 
-MODEL = "ames"
-MAX_REQUEST_BYTES = 1_000_000
-SERVER_ARGS = ["--poll_seconds", "0.3", "--max_request_bytes", str(MAX_REQUEST_BYTES)]
 
 
 @pytest.fixture(scope="session")
@@ -48,12 +44,6 @@ class Reference:
 @pytest.fixture(scope="session")
 def reference(models):
   return Reference({1: models.v1, 2: models.v2})
-
-
-def make_base(tmp_path_factory, name: str, src: str) -> str:
-  base = str(tmp_path_factory.mktemp(name))
-  shutil.copytree(src, os.path.join(base, "1"))
-  return base
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      get_model_status_pb2, inference_pb2, predict_pb2,
                                      regression_pb2)
 
-from conftest import MAX_REQUEST_BYTES, MODEL
+from tests.serving.helpers import MAX_REQUEST_BYTES, MODEL
 from serving.testing_model import FEATURES, example_rows, raw_columns, serialize_rows
 
 INVALID, NOT_FOUND = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND

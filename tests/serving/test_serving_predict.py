@@ -11,8 +11,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
 
 from serving.client import GrpcClient, RestClient
 from serving.testing_model import FEATURES, example_rows, raw_columns, serialize_rows
-
-MODEL = "ames"
+from tests.serving.helpers import MODEL
 
 
 def _request(signature="", version=None, **inputs):
