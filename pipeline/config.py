@@ -14,6 +14,7 @@ import yaml
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 GROUPING_MODES = ("kmeans", "apriori")
+GROUPING_CATEGORICAL = ("error", "onehot", "exclude")
 MODEL_VARIANTS = ("multihead", "embedding", "attention", "global")
 LABEL_TRANSFORMS = ("log", "none")
 
@@ -48,6 +49,9 @@ class GroupingConfig:
   column: Optional[str] = None
   min_count: int = 20
   silhouette_sample: int = 5_000
+  categorical: str = "error"        # K-Means on a string feature: error | onehot | exclude
+  n_init: int = 4                   # K-Means restarts per k
+  tie_tolerance: float = 0.001      # silhouettes this close count as a tie: smaller k wins
 
   @property
   def k_range(self) -> List[int]:
@@ -242,6 +246,11 @@ def validate(cfg: PipelineConfig) -> None:
     _require(bool(g.column), w, "grouping.column: apriori mode needs a categorical column")
   _require(0.0 <= g.min_group_share < 1.0, w, "grouping.min_group_share must be in [0, 1)")
   _require(g.sample_size > 0, w, "grouping.sample_size must be > 0")
+  _require(g.categorical in GROUPING_CATEGORICAL, w,
+           f"grouping.categorical '{g.categorical}' not in {GROUPING_CATEGORICAL}")
+  _require(g.n_init >= 1 and g.silhouette_sample >= 2 and g.min_count >= 1
+           and g.tie_tolerance >= 0, w, "grouping: n_init and min_count must be >= 1, "
+           "silhouette_sample >= 2, tie_tolerance >= 0")
   _require(m.variant in MODEL_VARIANTS, w, f"model.variant '{m.variant}' not in {MODEL_VARIANTS}")
   _require(bool(m.trunk_units) and all(u > 0 for u in m.trunk_units), w,
            "model.trunk_units must be a non-empty list of positive ints")

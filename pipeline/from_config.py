@@ -12,7 +12,8 @@ def grouping_args(cfg: PipelineConfig) -> Dict[str, Any]:
   features = list(g.features) if g.mode == "kmeans" else [g.column]
   return dict(mode=g.mode, features=features, k_values=g.k_range, seed=g.seed,
               min_group_share=g.min_group_share, sample_size=g.sample_size,
-              silhouette_sample=g.silhouette_sample, min_count=g.min_count)
+              silhouette_sample=g.silhouette_sample, min_count=g.min_count,
+              categorical=g.categorical, n_init=g.n_init, tie_tolerance=g.tie_tolerance)
 
 
 def pipeline_args(cfg: PipelineConfig) -> Dict[str, Any]:

@@ -2,14 +2,35 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Any, Dict, Optional
 
 from tfx import v1 as tfx
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import component_spec, standard_artifacts
 
-from components.grouping import executor
+from components.grouping import executor, fit_train, fitting
 from components.grouping.artifact_types import GroupingModel
+
+
+def make_config(*, mode: str, features, k_values, group_feature: str = "group_id", seed: int = 0,
+                min_group_share: float = 0.0, sample_size: int = 200_000,
+                silhouette_sample: int = 5_000, min_count: int = 1, categorical: str = "error",
+                n_init: int = 4, tie_tolerance: float = 1e-3) -> Dict[str, Any]:
+  """The executor's config (validated), shared by the component and standalone.run."""
+  features = list(features)
+  if mode not in (fitting.KMEANS, fitting.APRIORI):
+    raise ValueError(f"grouping mode '{mode}' not in ('kmeans', 'apriori')")
+  if mode == fitting.APRIORI and len(features) != 1:
+    raise ValueError(f"apriori grouping takes exactly one column, got {features}")
+  if not features:
+    raise ValueError("kmeans grouping needs at least one feature")
+  if categorical not in fit_train.CATEGORICAL_POLICIES:
+    raise ValueError(f"categorical '{categorical}' not in {fit_train.CATEGORICAL_POLICIES}")
+  return dict(mode=mode, features=features, k_values=[int(k) for k in k_values],
+              group_feature=group_feature, seed=int(seed), min_group_share=float(min_group_share),
+              sample_size=int(sample_size), silhouette_sample=int(silhouette_sample),
+              min_count=int(min_count), categorical=categorical, n_init=int(n_init),
+              tie_tolerance=float(tie_tolerance))
 
 
 class GroupingSpec(component_spec.ComponentSpec):
@@ -38,11 +59,15 @@ class Grouping(base_beam_component.BaseBeamComponent):
   def __init__(self, examples, *, mode: str, features, k_values, group_feature: str = "group_id",
                anomalies: Optional[tfx.types.BaseChannel] = None, seed: int = 0,
                min_group_share: float = 0.0, sample_size: int = 200_000,
-               silhouette_sample: int = 5_000, min_count: int = 1):
-    config = dict(mode=mode, features=list(features), k_values=[int(k) for k in k_values],
-                  group_feature=group_feature, seed=int(seed),
-                  min_group_share=float(min_group_share), sample_size=int(sample_size),
-                  silhouette_sample=int(silhouette_sample), min_count=int(min_count))
+               silhouette_sample: int = 5_000, min_count: int = 1, categorical: str = "error",
+               n_init: int = 4, tie_tolerance: float = 1e-3):
+    """mode 'kmeans' clusters `features` (k fixed, or chosen from `k_values`); mode 'apriori'
+    groups by the single column in `features`. See fit_train/fitting/kselect for the rules."""
+    config = make_config(mode=mode, features=features, k_values=k_values,
+                         group_feature=group_feature, seed=seed, min_group_share=min_group_share,
+                         sample_size=sample_size, silhouette_sample=silhouette_sample,
+                         min_count=min_count, categorical=categorical, n_init=n_init,
+                         tie_tolerance=tie_tolerance)
     spec = GroupingSpec(
         examples=examples, anomalies=anomalies,
         grouping_config=json.dumps(config, sort_keys=True),

@@ -1,45 +1,182 @@
-"""Reading grouping columns out of serialized tf.Examples and writing the group id back in."""
+"""Batch I/O of serialized tf.Examples: read a shard, parse grouping columns, add the group id.
+
+Everything works on batches (tf.data reading, tf.io.parse_example parsing), so no Python code
+runs per feature per row. The group id is added without parsing the record: a serialized
+message followed by another serialized message of the same type parses as their merge
+(protobuf encoding rule), and a tf.Example's features are a map, so appending the bytes of
+`Example{features{feature{key: <name> value{int64_list{value: <id>}}}}}` adds the feature.
+annotation_suffixes precomputes one per group. Parsers disagree on duplicate map keys, so a
+batch whose records already carry the feature (e.g. re-grouping annotated examples) is
+rewritten record by record instead, replacing the old value.
+"""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+import os
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from components.grouping.fitting import GroupingError
 
+FLOAT, INT, BYTES = "float", "int", "bytes"
+NUMERIC, CATEGORICAL = "numeric", "categorical"
+_DTYPES = {FLOAT: tf.float32, INT: tf.int64, BYTES: tf.string}
+BATCH_SIZE = 4096
+GZIP_LEVEL = 1   # annotated shards: ~1/3 of zlib's default CPU for ~20% larger files
 
-def feature_value(example: tf.train.Example, name: str, numeric: bool):
-  """The single value of a feature; NaN (numeric) or '' (categorical) when absent or empty."""
-  feat = example.features.feature.get(name)
-  kind = feat.WhichOneof("kind") if feat is not None else None
-  values = getattr(feat, kind).value if kind else []
-  if len(values) == 0:
-    return float("nan") if numeric else ""
-  v = values[0]
-  if not numeric:
-    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-  if isinstance(v, bytes):
+
+def compression_of(path: str) -> str:
+  return "GZIP" if path.endswith(".gz") else ""
+
+
+def read_batches(path: str, batch_size: int = BATCH_SIZE) -> Iterator[np.ndarray]:
+  """Serialized records of one TFRecord shard, `batch_size` at a time (object arrays)."""
+  ds = tf.data.TFRecordDataset([path], compression_type=compression_of(path),
+                               buffer_size=1 << 20).batch(batch_size).prefetch(2)
+  for batch in ds.as_numpy_iterator():
+    yield batch
+
+
+def _parse(records: np.ndarray, kinds: Mapping[str, str]) -> Dict[str, tf.SparseTensor]:
+  spec = {f: tf.io.VarLenFeature(_DTYPES[k]) for f, k in kinds.items()}
+  return tf.io.parse_example(tf.constant(records, tf.string), spec)
+
+
+def detect_kind(records: np.ndarray, feature: str, where: str) -> Optional[str]:
+  """The tf.Example list type of `feature` in this batch (None if absent from every record)."""
+  for kind in (FLOAT, INT, BYTES):
     try:
-      return float(v)
-    except ValueError:
-      raise GroupingError(f"grouping feature '{name}' is not numeric (value {v!r})") from None
-  return float(v)
+      sp = _parse(records, {feature: kind})[feature]
+    except tf.errors.InvalidArgumentError:
+      continue
+    return kind if int(tf.size(sp.values)) > 0 else None
+  raise GroupingError(f"grouping feature '{feature}' has values of different types in one "
+                      f"batch of {where}")
 
 
-def extract_columns(serialized: Sequence[bytes], features: Sequence[str],
-                    numeric: bool) -> Dict[str, np.ndarray]:
-  """Column arrays for a batch of serialized examples."""
-  cols: Dict[str, List] = {f: [] for f in features}
-  for record in serialized:
-    ex = tf.train.Example.FromString(record)
-    for f in features:
-      cols[f].append(feature_value(ex, f, numeric))
-  dtype = np.float64 if numeric else object
-  return {f: np.asarray(v, dtype=dtype) for f, v in cols.items()}
+def update_kinds(records: np.ndarray, features: Sequence[str], kinds: Dict[str, Optional[str]],
+                 where: str) -> Dict[str, Optional[str]]:
+  """Fills in kinds not yet known (None) from this batch; known ones are kept."""
+  out = dict(kinds)
+  for f in features:
+    if out.get(f) is None:
+      out[f] = detect_kind(records, f, where)
+  return out
+
+
+def parse_columns(records: np.ndarray, kinds: Mapping[str, Optional[str]],
+                  usage: Mapping[str, str], where: str) -> Dict[str, np.ndarray]:
+  """One value per record for each feature in `usage`.
+
+  usage NUMERIC -> float64 [n] (NaN where missing); CATEGORICAL -> object [n] of str ('' where
+  missing; integers as decimal text). A kind of None means the feature is absent from the batch.
+  Errors name the feature, the offending value and `where` (split and file).
+  """
+  n = len(records)
+  present = {f: k for f, k in kinds.items() if k is not None and f in usage}
+  try:
+    parsed = _parse(records, present) if present else {}
+  except tf.errors.InvalidArgumentError as e:
+    msg = str(e).split("\n")[0]
+    bad = next((f for f in present if _mismatch(records, f, present[f])), "?")
+    raise GroupingError(f"grouping feature '{bad}' changes type within {where} (expected "
+                        f"{present.get(bad)} values; {msg})") from None
+  out = {}
+  for f, use in usage.items():
+    kind = kinds.get(f)
+    if kind is None:
+      out[f] = np.full(n, np.nan) if use == NUMERIC else np.full(n, "", dtype=object)
+      continue
+    sp = parsed[f]
+    rows = sp.indices.numpy()[:, 0]
+    values = sp.values.numpy()
+    if len(rows) != len(np.unique(rows)):
+      counts = np.bincount(rows)
+      r = int(np.argmax(counts))
+      raise GroupingError(f"grouping feature '{f}' has {counts[r]} values in one example "
+                          f"(record {r} of a batch of {where}); grouping needs one value per "
+                          "example")
+    out[f] = _to_column(f, kind, use, rows, values, n, where)
+  return out
+
+
+def _mismatch(records: np.ndarray, feature: str, kind: str) -> bool:
+  try:
+    _parse(records, {feature: kind})
+    return False
+  except tf.errors.InvalidArgumentError:
+    return True
+
+
+def _to_column(f: str, kind: str, use: str, rows: np.ndarray, values: np.ndarray, n: int,
+               where: str) -> np.ndarray:
+  if use == NUMERIC:
+    if kind == BYTES:
+      sample = values[0].decode("utf-8", "replace") if len(values) else ""
+      raise GroupingError(
+          f"grouping feature '{f}' is not numeric in {where} (value {sample!r}); K-Means needs "
+          "numbers: set grouping.categorical to 'onehot' or 'exclude', or group a priori on "
+          "it (grouping.mode: apriori, grouping.column)")
+    col = np.full(n, np.nan)
+    col[rows] = values.astype(np.float64)
+    return col
+  if kind == FLOAT:
+    sample = values[0] if len(values) else float("nan")
+    raise GroupingError(f"grouping column '{f}' holds floating-point values in {where} (e.g. "
+                        f"{sample}): categories must be strings or integers")
+  col = np.full(n, "", dtype=object)
+  if kind == BYTES:
+    col[rows] = [v.decode("utf-8") for v in values]
+  else:
+    col[rows] = values.astype(str)
+  return col
+
+
+def annotation_suffixes(num_groups: int, feature_name: str) -> List[bytes]:
+  """Serialized Example{feature_name: [g]} for each group g, to append to a record."""
+  out = []
+  for g in range(num_groups):
+    ex = tf.train.Example()
+    ex.features.feature[feature_name].int64_list.value.append(g)
+    out.append(ex.SerializeToString())
+  return out
+
+
+def annotate(records: np.ndarray, ids: np.ndarray, suffixes: Sequence[bytes],
+             feature_name: str) -> List[bytes]:
+  """Records with the group id feature set (see the module docstring)."""
+  if detect_kind(records, feature_name, "annotated records") is not None:
+    return [with_group_id(r, g, feature_name) for r, g in zip(records, ids.tolist())]
+  return [r + suffixes[g] for r, g in zip(records, ids.tolist())]
 
 
 def with_group_id(record: bytes, group_id: int, feature_name: str) -> bytes:
+  """One record with the group id added (reference implementation, parses the record)."""
   ex = tf.train.Example.FromString(record)
   ex.features.feature[feature_name].int64_list.value[:] = [int(group_id)]
   return ex.SerializeToString()
+
+
+class ShardWriter:
+  """Writes one output shard to a temporary path and moves it into place on close, so a retried
+  or failed worker never leaves a partial file where readers look."""
+
+  def __init__(self, final_path: str, tmp_dir: str):
+    self.final_path = final_path
+    tf.io.gfile.makedirs(tmp_dir)
+    self._tmp = os.path.join(tmp_dir, f"{os.getpid()}-{id(self)}-{os.path.basename(final_path)}")
+    options = tf.io.TFRecordOptions(compression_type=compression_of(final_path),
+                                    compression_level=GZIP_LEVEL
+                                    if compression_of(final_path) else None)
+    self._writer = tf.io.TFRecordWriter(self._tmp, options)
+
+  def write(self, records: Sequence[bytes]) -> None:
+    w = self._writer.write
+    for r in records:
+      w(r)
+
+  def close(self) -> None:
+    self._writer.close()
+    tf.io.gfile.makedirs(os.path.dirname(self.final_path))
+    tf.io.gfile.rename(self._tmp, self.final_path, overwrite=True)

@@ -53,10 +53,8 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> D
     s = dense(inputs[name], "")
     out[fk.categorical_key(name)] = tft.compute_and_apply_vocabulary(
         s, num_oov_buckets=1, vocab_filename=fk.vocab_name(name))
-  numeric_grouping = grouping.mode == "kmeans"
-  group_cols = {f: (_numeric(inputs[f]) if numeric_grouping else dense(inputs[f], ""))
-                for f in grouping.features}
-  out[fk.GROUP_KEY] = tf_assign.group_ids(grouping, group_cols)
+  # numeric grouping columns as float64, categorical (string or integer) ones as text
+  out[fk.GROUP_KEY] = tf_assign.group_ids(grouping, tf_assign.raw_columns(grouping, inputs))
   label = custom_config["label"]
   if label in inputs:  # absent at serving time
     out[fk.LABEL_KEY] = _numeric(inputs[label])

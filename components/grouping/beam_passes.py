@@ -1,0 +1,187 @@
+"""The two distributed passes of the grouping component, as Beam transforms.
+
+Work is distributed by shard file: each worker streams its shard batch by batch (bounded memory,
+vectorised parsing), so the data set never sits in one process.
+  scan     - train shards -> TrainScan per shard -> one merged ScanResult (bounded sample).
+  annotate - every split's shards -> the same shard with the group id added, written in place
+             through a temporary file; per-split row, group and missing counts.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import time
+from typing import Dict, List, Tuple
+
+import apache_beam as beam
+import numpy as np
+import tensorflow as tf
+
+from components.grouping import example_io, fitting, scan, store
+
+log = logging.getLogger(__name__)
+_PROGRESS_ROWS = 250_000
+
+
+def write_pickle(obj, path: str) -> None:
+  with tf.io.gfile.GFile(path, "wb") as f:
+    pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def read_pickle(path: str):
+  with tf.io.gfile.GFile(path, "rb") as f:
+    return pickle.load(f)
+
+
+class _Progress:
+  """Logs rows done every _PROGRESS_ROWS and at the end of a shard."""
+
+  def __init__(self, what: str, path: str):
+    self._what, self._name, self._t0 = what, path, time.time()
+    self.rows, self._next = 0, _PROGRESS_ROWS
+
+  def add(self, n: int) -> None:
+    self.rows += n
+    if self.rows >= self._next:
+      self._next += _PROGRESS_ROWS
+      log.info("grouping: %s %s: %d rows (%.1fs)", self._what, self._name, self.rows,
+               time.time() - self._t0)
+
+  def done(self) -> None:
+    log.info("grouping: %s %s done: %d rows in %.1fs", self._what, self._name, self.rows,
+             time.time() - self._t0)
+
+
+class _ScanShard(beam.DoFn):
+  """A train shard -> its TrainScan (counts, kinds, bottom-n sample)."""
+
+  def __init__(self, features, mode: str, sample_size: int, seed: int):
+    self._args = (list(features), mode, int(sample_size))
+    self._seed = int(seed)
+    self._rows = beam.metrics.Metrics.counter("grouping", "train_rows_scanned")
+
+  def process(self, path: str):
+    progress = _Progress("scanned", path)
+
+    def counted(batches):
+      for records in batches:
+        yield records
+        progress.add(len(records))
+        self._rows.inc(len(records))
+
+    s = scan.scan_records(scan.TrainScan(*self._args), counted(example_io.read_batches(path)),
+                          scan.shard_key(self._seed, os.path.basename(path)),
+                          f"split 'train', file {path}")
+    progress.done()
+    yield s
+
+
+class _MergeScans(beam.CombineFn):
+
+  def __init__(self, features, mode: str, sample_size: int):
+    self._args = (list(features), mode, int(sample_size))
+
+  def create_accumulator(self):
+    return scan.TrainScan(*self._args)
+
+  def add_input(self, acc, s):
+    return acc.merge(s)
+
+  def merge_accumulators(self, accs):
+    accs = iter(accs)
+    first = next(accs)
+    for a in accs:
+      first.merge(a)
+    return first
+
+  def extract_output(self, acc):
+    return acc.result()
+
+
+def run_scan(pipeline, train_files: List[str], cfg: Dict, out_path: str) -> None:
+  """Adds the scan to `pipeline`; the merged ScanResult is pickled to out_path."""
+  features, mode = cfg["features"], cfg["mode"]
+  _ = (pipeline
+       | "TrainShards" >> beam.Create(train_files)
+       | "SpreadTrain" >> beam.Reshuffle()
+       | "ScanShard" >> beam.ParDo(_ScanShard(features, mode, cfg["sample_size"], cfg["seed"]))
+       | "MergeScans" >> beam.CombineGlobally(_MergeScans(features, mode, cfg["sample_size"]))
+       | "SaveScan" >> beam.Map(write_pickle, out_path))
+
+
+class _AnnotateShard(beam.DoFn):
+  """(split, input shard, output shard) -> output shard written; yields (split, counts)."""
+
+  def __init__(self, grouping_json: Dict, feature_name: str, tmp_dir: str):
+    self._json, self._feature_name, self._tmp_dir = grouping_json, feature_name, tmp_dir
+    self._rows = beam.metrics.Metrics.counter("grouping", "rows_annotated")
+    self._g = None
+
+  def setup(self):
+    self._g = store.from_json_dict(self._json)
+    self._suffixes = example_io.annotation_suffixes(self._g.num_groups, self._feature_name)
+    numeric = set(self._g.numeric_features)
+    self._usage = {f: example_io.NUMERIC if f in numeric else example_io.CATEGORICAL
+                   for f in self._g.features}
+
+  def process(self, element: Tuple[str, str, str]):
+    split, in_path, out_path = element
+    g = self._g
+    where = f"split '{split}', file {in_path}"
+    counts = np.zeros(g.num_groups, dtype=np.int64)
+    missing = {f: 0 for f in g.features}
+    kinds = {f: None for f in g.features}
+    progress = _Progress(f"annotated {split}", in_path)
+    writer = example_io.ShardWriter(out_path, self._tmp_dir)
+    for records in example_io.read_batches(in_path):
+      kinds = example_io.update_kinds(records, g.features, kinds, where)
+      cols = example_io.parse_columns(records, kinds, self._usage, where)
+      ids = fitting.assign(g, cols)
+      writer.write(example_io.annotate(records, ids, self._suffixes, self._feature_name))
+      counts += np.bincount(ids, minlength=g.num_groups)
+      for f, col in cols.items():
+        missing[f] += int((col == "").sum() if col.dtype == object else np.isnan(col).sum())
+      progress.add(len(records))
+      self._rows.inc(len(records))
+    writer.close()
+    progress.done()
+    yield split, {"rows": progress.rows, "counts": counts.tolist(), "missing": missing}
+
+
+class _SumStats(beam.CombineFn):
+
+  def create_accumulator(self):
+    return None
+
+  def add_input(self, acc, stats):
+    return self.merge_accumulators([acc, stats])
+
+  def merge_accumulators(self, accs):
+    out = None
+    for a in accs:
+      if a is None:
+        continue
+      if out is None:
+        out = {"rows": a["rows"], "counts": list(a["counts"]), "missing": dict(a["missing"])}
+        continue
+      out["rows"] += a["rows"]
+      out["counts"] = [x + y for x, y in zip(out["counts"], a["counts"])]
+      for f, m in a["missing"].items():
+        out["missing"][f] = out["missing"].get(f, 0) + m
+    return out
+
+  def extract_output(self, acc):
+    return acc
+
+
+def run_annotate(pipeline, shards: List[Tuple[str, str, str]], grouping_json: Dict,
+                 feature_name: str, tmp_dir: str, out_path: str) -> None:
+  """Adds the annotation to `pipeline`; {split: stats} is pickled to out_path."""
+  _ = (pipeline
+       | "Shards" >> beam.Create(shards)
+       | "SpreadShards" >> beam.Reshuffle()
+       | "AnnotateShard" >> beam.ParDo(_AnnotateShard(grouping_json, feature_name, tmp_dir))
+       | "SumPerSplit" >> beam.CombinePerKey(_SumStats())
+       | "AllSplits" >> beam.combiners.ToDict()
+       | "SaveStats" >> beam.Map(write_pickle, out_path))
