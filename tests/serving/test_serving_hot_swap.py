@@ -18,7 +18,7 @@ from serving.client import examples as example_codec
 from serving.launcher import start_server
 from serving.testing_model import FEATURES, example_rows, serialize_rows
 
-MAX_REQUESTS_PER_CLIENT = 4000
+MAX_REQUESTS_PER_CLIENT = 20000  # a safety bound; the test stops the loops after the swap
 DEADLINE_SECONDS = 90
 
 
