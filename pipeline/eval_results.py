@@ -1,12 +1,20 @@
-"""Reads an Evaluator output into plain per-slice numbers (candidate and baseline)."""
+"""Reads an Evaluator output into plain Python: per-slice metrics (candidate and baseline), the
+thresholds that failed, and the per-group gate decision. No TFX/MLMD here: only the directory."""
 from __future__ import annotations
 
 import collections
-from typing import Dict, Optional, Tuple
+import dataclasses
+import json
+import os
+from typing import Any, Dict, List, Optional, Tuple
 
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
+from pipeline.eval_config import RMSE
+
 SliceKey = Tuple[Tuple[str, str], ...]   # () is the overall slice
+GATE_FILE = "group_gate.json"            # written by components/grouped_evaluator.py
 
 
 def slice_key(proto) -> SliceKey:
@@ -16,6 +24,10 @@ def slice_key(proto) -> SliceKey:
     v = getattr(k, kind)
     parts.append((k.column, v.decode() if isinstance(v, bytes) else str(v)))
   return tuple(parts)
+
+
+def slice_label(key: SliceKey) -> str:
+  return "overall" if not key else ", ".join(f"{c} = {v}" for c, v in key)
 
 
 def load_slice_metrics(eval_uri: str) -> Dict[SliceKey, Dict[str, Dict[str, float]]]:
@@ -47,7 +59,64 @@ def group_rows(metrics, group_key: str) -> Dict[int, Dict[str, Optional[float]]]
     base = models.get("baseline", {})
     rows[int(key[0][1])] = {
         "examples": cand.get("example_count"),
-        "rmse": cand.get("root_mean_squared_error"),
-        "baseline_rmse": base.get("root_mean_squared_error"),
+        "rmse": cand.get(RMSE),
+        "baseline_rmse": base.get(RMSE),
     }
   return dict(sorted(rows.items()))
+
+
+@dataclasses.dataclass
+class Failure:
+  """One threshold the candidate did not meet on one slice."""
+  slice: SliceKey
+  metric: str
+  kind: str                        # "absolute" (value bound) or "relative" (change vs baseline)
+  value: Optional[float]           # absolute: the metric; relative: candidate - baseline
+  bound: Optional[float]           # absolute: upper/lower bound; relative: allowed ratio
+  message: str = ""
+
+  def describe(self, baseline: Optional[float] = None) -> str:
+    where = slice_label(self.slice)
+    if self.kind == "relative":
+      rel = "" if not baseline or self.value is None else f" ({100 * self.value / baseline:+.1f}%"
+      rel += f", allowed {100 * self.bound:+.0f}%)" if rel else ""
+      return f"{where}: {self.metric} worsened by {self.value:+.4f} vs the baseline{rel}"
+    if self.value is None:
+      return f"{where}: {self.metric} missing ({self.message.strip()})"
+    return f"{where}: {self.metric} = {self.value:.4f}, bound {self.bound:.4f}"
+
+
+def _bound(threshold) -> Tuple[str, Optional[float]]:
+  if threshold.HasField("change_threshold"):
+    c = threshold.change_threshold
+    return "relative", c.relative.value if c.HasField("relative") else c.absolute.value
+  v = threshold.value_threshold
+  return "absolute", (v.upper_bound.value if v.HasField("upper_bound") else
+                      v.lower_bound.value if v.HasField("lower_bound") else None)
+
+
+def load_failures(eval_uri: str) -> Tuple[Optional[bool], List[Failure]]:
+  """(validation_ok, failures); (None, []) when the Evaluator validated nothing."""
+  try:
+    result = tfma.load_validation_result(eval_uri)
+  except (FileNotFoundError, tf.errors.NotFoundError, IndexError):
+    return None, []
+  failures = []
+  for per_slice in result.metric_validations_per_slice:
+    key = slice_key(per_slice.slice_key)
+    for f in per_slice.failures:
+      kind, bound = _bound(f.metric_threshold)
+      value = (f.metric_value.double_value.value
+               if f.metric_value.WhichOneof("type") == "double_value" else None)
+      failures.append(Failure(slice=key, metric=f.metric_key.name, kind=kind, value=value,
+                              bound=bound, message=f.message))
+  return result.validation_ok, failures
+
+
+def load_gate(eval_uri: str) -> Optional[Dict[str, Any]]:
+  """The GroupedEvaluator's decision (gated / not gated groups), None if absent."""
+  path = os.path.join(eval_uri, GATE_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from pipeline.config import PipelineConfig
-from pipeline.eval_config import build_eval_config
+from pipeline.eval_config import GroupGate, build_eval_config
 
 
 def grouping_args(cfg: PipelineConfig) -> Dict[str, Any]:
@@ -32,6 +32,8 @@ def pipeline_args(cfg: PipelineConfig) -> Dict[str, Any]:
       eval_config=build_eval_config(label_key=d.label, rmse_upper_bound=e.rmse_upper_bound,
                                     overall_rmse_tolerance=e.overall_rmse_tolerance,
                                     extra_slices=e.extra_slices),
+      group_gate=GroupGate(relative_tolerance=e.group_rmse_tolerance,
+                           min_examples=e.min_group_examples),
       serving_model_dir=cfg.serving_base_dir,
       train_buckets=d.train_buckets,
       eval_buckets=d.eval_buckets,

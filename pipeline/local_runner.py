@@ -1,5 +1,6 @@
-"""Runs the pipeline with LocalDagRunner (SQLite metadata, Beam DirectRunner) and prints the
-per-group results and where the pushed model is."""
+"""Runs the pipeline with LocalDagRunner (SQLite metadata, Beam DirectRunner), writes the
+evaluation report under the config's report_dir and prints the per-group results, the report
+path and where the pushed model is."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,7 @@ import time
 from tfx import v1 as tfx
 
 from pipeline import run_summary
+from pipeline.report import write_report
 from pipeline.config import load_config
 from pipeline.from_config import pipeline_args
 from pipeline.pipeline import create_pipeline
@@ -25,7 +27,9 @@ def run(cfg) -> run_summary.RunSummary:
   connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path)
   pipeline = create_pipeline(**pipeline_args(cfg), metadata_connection_config=connection)
   tfx.orchestration.LocalDagRunner().run(pipeline)
-  return run_summary.summarize(connection)
+  summary = run_summary.summarize(connection)
+  write_report(summary, cfg.report_dir, cfg.name)  # sets summary.report_path
+  return summary
 
 
 def main() -> None:

@@ -10,9 +10,11 @@ from typing import Any, Dict, List, Optional, Sequence
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from components.grouped_evaluator import GroupedEvaluator
 from components.grouping.component import Grouping
 from components.grouping_inputs import GroupedTrainer, GroupedTransform
 from models.grouped_regression import features as fk
+from pipeline.eval_config import GroupGate
 
 PREPROCESSING_FN = "models.grouped_regression.preprocessing.preprocessing_fn"
 RUN_FN = "models.grouped_regression.trainer.run_fn"
@@ -36,6 +38,7 @@ def create_pipeline(
     beam_pipeline_args: Optional[List[str]] = None,
     metadata_connection_config=None,
     enable_cache: bool = True,
+    group_gate: Optional[GroupGate] = None,
 ) -> tfx.dsl.Pipeline:
   """ExampleGen -> stats/schema/validation -> Grouping -> Transform -> Trainer -> Evaluator -> Pusher.
 
@@ -80,11 +83,16 @@ def create_pipeline(
       model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
   ).with_id("latest_blessed_model_resolver")
 
-  evaluator = tfx.components.Evaluator(
+  # `group_gate` (per-group RMSE tolerance, min eval rows) becomes TFMA thresholds at run time,
+  # once the Grouping component has counted each group's eval rows.
+  evaluator = GroupedEvaluator(
       examples=grouping_component.outputs["annotated_examples"],
       model=trainer.outputs["model"],
       baseline_model=baseline_resolver.outputs["model"],
-      eval_config=eval_config)
+      eval_config=eval_config,
+      grouping=grouping_component.outputs["grouping"],
+      group_gate=group_gate or GroupGate(group_feature=fk.GROUP_KEY),
+  ).with_id("Evaluator")
 
   pusher = tfx.components.Pusher(
       model=trainer.outputs["model"],

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ml_metadata.metadata_store import metadata_store
 
 from components.grouping import store as grouping_store
 from models.grouped_regression import features as fk
 from pipeline import eval_results
+
+SliceMetrics = Dict[eval_results.SliceKey, Dict[str, Dict[str, float]]]
 
 
 @dataclasses.dataclass
@@ -21,6 +23,14 @@ class RunSummary:
   grouping_uri: Optional[str]
   groups: Dict[int, Dict[str, Optional[float]]]
   overall: Dict[str, Dict[str, float]]
+  # the rest feeds the report (pipeline/report)
+  evaluation_id: Optional[int] = None
+  candidate_model_uri: Optional[str] = None
+  baseline_model_uri: Optional[str] = None       # None: first run, judged on absolute rules
+  metrics: SliceMetrics = dataclasses.field(default_factory=dict)
+  failures: List[eval_results.Failure] = dataclasses.field(default_factory=list)
+  gate: Optional[Dict[str, Any]] = None            # gated / reported-only groups
+  report_path: Optional[str] = None                # set once the report is written
 
 
 def _latest(mlmd, type_name: str):
@@ -48,13 +58,19 @@ def summarize(connection_config) -> RunSummary:
     for gid, row in groups.items():
       row["train_rows"] = counts[gid] if gid < len(counts) else None
   blessed = _prop(blessing, "blessed")
+  _, failures = eval_results.load_failures(evaluation.uri) if evaluation else (None, [])
   return RunSummary(
       evaluation_uri=evaluation.uri if evaluation else None,
       blessed=None if blessed is None else bool(blessed),
       pushed=bool(_prop(pushed, "pushed")),
       pushed_path=_prop(pushed, "pushed_destination") if _prop(pushed, "pushed") else None,
       grouping_uri=grouping.uri if grouping else None,
-      groups=groups, overall=metrics.get((), {}))
+      groups=groups, overall=metrics.get((), {}),
+      evaluation_id=evaluation.id if evaluation else None,
+      candidate_model_uri=_prop(blessing, "current_model") or None,
+      baseline_model_uri=_prop(blessing, "baseline_model") or None,
+      metrics=metrics, failures=failures,
+      gate=eval_results.load_gate(evaluation.uri) if evaluation else None)
 
 
 def _fmt(x, spec=".4f") -> str:
@@ -79,6 +95,11 @@ def describe(s: RunSummary, cwd: str = ".") -> List[str]:
   rel = lambda p: os.path.relpath(p, cwd) if p and os.path.isabs(p) else p  # noqa: E731
   status = {True: "BLESSED", False: "NOT blessed", None: "no blessing"}[s.blessed]
   out = [format_table(s), "", f"model: {status}; evaluation: {rel(s.evaluation_uri)}"]
+  for f in s.failures:
+    base = s.metrics.get(f.slice, {}).get("baseline", {}).get(f.metric)
+    out.append(f"  failed: {f.describe(base)}")
   out.append(f"pushed model: {rel(s.pushed_path)}" if s.pushed else
              "pushed model: none (not blessed, nothing pushed)")
+  if s.report_path:
+    out.append(f"report: {rel(s.report_path)}")
   return out

@@ -14,7 +14,7 @@ from pipeline import timings
 from tests import pipeline_fixtures as fx
 
 COMPONENTS = ["CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-              "Grouping", "GroupedTransform", "GroupedTrainer", "Evaluator", "Pusher"]
+              "Grouping", "GroupedTransform", "GroupedTrainer", "GroupedEvaluator", "Pusher"]
 
 
 def _executions(cfg):

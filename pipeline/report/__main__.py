@@ -1,0 +1,24 @@
+"""Re-renders the report of a config's latest evaluation from its MLMD store:
+`python -m pipeline.report --config configs/ames.yaml`."""
+from __future__ import annotations
+
+import argparse
+
+from tfx import v1 as tfx
+
+from pipeline import run_summary
+from pipeline.config import load_config
+from pipeline.report import write_report
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__)
+  p.add_argument("--config", required=True)
+  args = p.parse_args()
+  cfg = load_config(args.config)
+  connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path)
+  print(write_report(run_summary.summarize(connection), cfg.report_dir, cfg.name))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,55 @@
+"""The report's PNG: RMSE per group, candidate vs baseline, failing groups in red, groups too
+small to be gated hatched."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+
+from pipeline.eval_config import RMSE  # pylint: disable=wrong-import-position
+from pipeline.report.content import ReportContent  # pylint: disable=wrong-import-position
+
+CANDIDATE_COLOR, BASELINE_COLOR, FAIL_COLOR = "#3b73b9", "#b0b0b0", "#d62728"
+
+
+def _nan(x):
+  return np.nan if x is None else x
+
+
+def rmse_by_group(content: ReportContent, path: str) -> str:
+  groups = content.groups
+  x = np.arange(len(groups))
+  cand = [_nan(g.candidate.get(RMSE)) for g in groups]
+  base = [_nan(g.baseline.get(RMSE)) for g in groups]
+  has_base = any(not np.isnan(b) for b in base)
+  width = 0.4 if has_base else 0.6
+  fig, ax = plt.subplots(figsize=(max(8.0, 0.7 * len(groups) + 4.5), 4.2), dpi=110)
+  if has_base:
+    ax.bar(x - width / 2, base, width, color=BASELINE_COLOR, label="baseline (last blessed)")
+  colors = [FAIL_COLOR if g.failed else CANDIDATE_COLOR for g in groups]
+  bars = ax.bar(x + (width / 2 if has_base else 0), cand, width, color=colors, label="candidate")
+  for bar, g in zip(bars, groups):
+    if g.gated is False:
+      bar.set_hatch("//")
+      bar.set_alpha(0.6)
+  overall = content.overall.candidate.get(RMSE)
+  if overall is not None:
+    ax.axhline(overall, color=CANDIDATE_COLOR, lw=1, ls="--", label=f"candidate overall {overall:.3f}")
+  base_overall = content.overall.baseline.get(RMSE)
+  if base_overall is not None:
+    ax.axhline(base_overall, color="#777777", lw=1, ls=":",
+               label=f"baseline overall {base_overall:.3f}")
+  ax.set_xticks(x, [f"{g.label.split()[-1]}\nn={g.candidate.get('example_count', 0):.0f}"
+                    for g in groups])
+  ax.set_xlabel("group (eval rows); red = failed its threshold, hatched = too small to gate")
+  ax.set_ylabel("RMSE (label units)")
+  verdict = {True: "BLESSED", False: "NOT blessed", None: "no blessing"}[content.blessed]
+  ax.set_title(f"{content.title}: RMSE per group - {verdict}")
+  ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+  ax.grid(axis="y", alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+  return path

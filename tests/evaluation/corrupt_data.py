@@ -1,0 +1,123 @@
+"""A copy of a run's CSV with one group's TRAINING labels shifted, eval rows left honest.
+
+CsvExampleGen splits rows by a hash of the whole serialized tf.Example, label included, so
+changing a label can move a row from train to eval. Only rows that are in the train split of a
+finished run, and whose shifted example still hashes into train (checked with ExampleGen's own
+partition function), are shifted: the eval split of the corrupted data is then byte-for-byte the
+honest eval split, and `eval_records` lets a test check exactly that.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from tfx.components.example_gen import base_example_gen_executor
+from tfx.proto import example_gen_pb2
+
+from models.grouped_regression import features as fk
+from pipeline.config import PipelineConfig
+
+
+def _records(pattern: str) -> List[bytes]:
+  files = sorted(glob.glob(pattern))
+  assert files, f"no TFRecords match {pattern}"
+  return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def _latest_dir(pattern: str) -> str:
+  dirs = glob.glob(pattern)
+  assert dirs, f"nothing matches {pattern}"
+  return max(dirs, key=lambda d: int(os.path.basename(d)))
+
+
+def eval_records(cfg: PipelineConfig) -> List[bytes]:
+  """The latest CsvExampleGen eval split of cfg's pipeline root, sorted."""
+  d = _latest_dir(os.path.join(cfg.pipeline_root, "CsvExampleGen", "examples", "*"))
+  return sorted(_records(os.path.join(d, "Split-eval", "*")))
+
+
+def annotated_train(cfg: PipelineConfig) -> List[tf.train.Example]:
+  d = _latest_dir(os.path.join(cfg.pipeline_root, "Grouping", "annotated_examples", "*"))
+  return [tf.train.Example.FromString(r) for r in _records(os.path.join(d, "Split-train", "*"))]
+
+
+def _value(feature: tf.train.Feature):
+  kind = feature.WhichOneof("kind")
+  values = list(getattr(feature, kind).value) if kind else []
+  return values[0] if values else None
+
+
+def _key(example: tf.train.Example, kinds: Dict[str, str], skip: Tuple[str, ...]) -> Tuple:
+  f = example.features.feature
+  return tuple((name, _value(f[name]) if name in f else None)
+               for name in sorted(kinds) if name not in skip)
+
+
+def _csv_key(row: Dict[str, str], kinds: Dict[str, str], skip: Tuple[str, ...]) -> Tuple:
+  """The key `_key` gives the tf.Example that CsvExampleGen makes of this CSV row."""
+  out = []
+  for name in sorted(kinds):
+    if name in skip:
+      continue
+    text = row[name]
+    if text == "":
+      v = None
+    elif kinds[name] == "int64_list":
+      v = int(text)
+    elif kinds[name] == "float_list":
+      v = float(np.float32(float(text)))
+    else:
+      v = text.encode()
+    out.append((name, v))
+  return tuple(out)
+
+
+def _stays_in_train(example: tf.train.Example, cfg: PipelineConfig) -> bool:
+  d = cfg.dataset
+  split_config = example_gen_pb2.SplitConfig(splits=[
+      example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=d.train_buckets),
+      example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=d.eval_buckets)])
+  buckets = [d.train_buckets, d.train_buckets + d.eval_buckets]
+  return base_example_gen_executor._PartitionFn(  # pylint: disable=protected-access
+      example, 2, buckets, split_config) == 0
+
+
+def write_shifted_copy(cfg: PipelineConfig, out_dir: str, group: int, shift: float,
+                       group_feature: str = fk.GROUP_KEY) -> int:
+  """Writes out_dir/<name>.csv: cfg's CSV with `shift` added to the label of group `group`'s
+  train rows (as assigned in cfg's latest run). Returns how many rows were shifted."""
+  label = cfg.dataset.label
+  src = os.path.join(cfg.csv_dir, f"{cfg.name}.csv")
+  df = pd.read_csv(src, dtype=str, keep_default_na=False)
+  train = annotated_train(cfg)
+  kinds = {n: f.WhichOneof("kind") for ex in train for n, f in ex.features.feature.items()
+           if n != group_feature and f.WhichOneof("kind")}
+  missing = sorted(set(kinds) - set(df.columns))
+  assert not missing, f"{src}: columns {missing} are in the examples but not in the CSV"
+  skip = (label, group_feature)
+  new_label: Dict[Tuple, Optional[str]] = {}
+  for ex in train:
+    if ex.features.feature[group_feature].int64_list.value[0] != group:
+      continue
+    shifted = tf.train.Example()
+    shifted.CopyFrom(ex)
+    del shifted.features.feature[group_feature]
+    y = float(np.float32(ex.features.feature[label].float_list.value[0] + shift))
+    shifted.features.feature[label].float_list.value[:] = [y]
+    key = _key(shifted, kinds, skip)
+    # two identical houses would make the row ambiguous: leave such rows honest
+    new_label[key] = None if key in new_label else (repr(y) if _stays_in_train(shifted, cfg)
+                                                    else None)
+  shifted_rows = 0
+  for i, row in enumerate(df.to_dict("records")):
+    text = new_label.get(_csv_key(row, kinds, skip))
+    if text is not None:
+      df.at[i, label] = text
+      shifted_rows += 1
+  os.makedirs(out_dir, exist_ok=True)
+  df.to_csv(os.path.join(out_dir, f"{cfg.name}.csv"), index=False)
+  return shifted_rows
