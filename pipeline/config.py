@@ -289,6 +289,11 @@ def validate(cfg: PipelineConfig) -> None:
   _require(e.overall_rmse_tolerance >= 0 and e.group_rmse_tolerance >= 0, w,
            "evaluation: tolerances must be >= 0")
   _require(e.min_group_examples >= 0, w, "evaluation.min_group_examples must be >= 0")
+  _require(e.rmse_upper_bound > 0, w, "evaluation.rmse_upper_bound must be > 0")
+  slice_columns = set(cfg.feature_columns) | set(grouping_source_columns(cfg))
+  unknown = [c for c in e.extra_slices if c not in slice_columns]
+  _require(not unknown, w, f"evaluation.extra_slices: column(s) {unknown} are not dataset "
+           f"columns; choose from {sorted(slice_columns)}")
   bad_args = [a for a in cfg.beam.args if not (isinstance(a, str) and a.startswith("--"))]
   _require(not bad_args, w,
            f"beam.args: each entry must be a '--flag[=value]' string, got {bad_args}")

@@ -8,7 +8,7 @@ import tensorflow_model_analysis as tfma
 from components import grouped_evaluator
 from models.grouped_regression import features as fk
 from pipeline import eval_config as ec
-from pipeline.config import load_config
+from pipeline.config import ConfigError, load_config
 from pipeline.from_config import pipeline_args
 
 METRIC_CLASSES = {"ExampleCount", "MeanSquaredError", "RootMeanSquaredError",
@@ -101,3 +101,13 @@ def test_a_split_the_grouping_did_not_count_names_artifact_and_split(tmp_path):
   with pytest.raises(ec.EvalConfigError) as err:
     grouped_evaluator.eval_counts(uri, ["eval"])
   assert uri in str(err.value) and "no counts for split(s) ['eval']" in str(err.value)
+
+
+def test_an_extra_slice_that_is_not_a_column_is_rejected_by_name():
+  with pytest.raises(ConfigError, match=r"evaluation\.extra_slices: column\(s\) \['Neighbourhood'\]"):
+    load_config("configs/ames.yaml", overrides={"evaluation.extra_slices": ["Neighbourhood"]})
+
+
+def test_a_non_positive_rmse_bound_is_rejected():
+  with pytest.raises(ConfigError, match="evaluation.rmse_upper_bound must be > 0"):
+    load_config("configs/ames.yaml", overrides={"evaluation.rmse_upper_bound": 0})
