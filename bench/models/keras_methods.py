@@ -1,0 +1,43 @@
+"""The pipeline's own Keras variants (model.build_model + trainer.fit), on one CV fold."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict
+
+import numpy as np
+import tensorflow as tf
+
+from bench.models.peers import FoldSplit
+from models.grouped_regression import model as model_lib
+from models.grouped_regression import trainer
+from pipeline.config import PipelineConfig
+
+
+def hparams(cfg: PipelineConfig, variant: str, **overrides: Any) -> model_lib.Hparams:
+  return model_lib.Hparams.from_dict({**dataclasses.asdict(cfg.model), "variant": variant,
+                                      **overrides})
+
+
+def model_inputs(cfg: PipelineConfig, s: FoldSplit) -> model_lib.ModelInputs:
+  """Label stats from the inner training rows, as run_fn takes them from the train split."""
+  d = cfg.dataset
+  return model_lib.ModelInputs(
+      numeric=list(d.numeric_features),
+      categorical=dict(zip(d.categorical_features, s.vocab_sizes)),
+      num_groups=s.num_groups, label_mean=float(np.mean(s.inner.y)),
+      label_std=float(max(np.std(s.inner.y), 1e-6)))
+
+
+def as_inputs(features: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+  return {k: np.asarray(v).reshape(-1, 1) for k, v in features.items()}
+
+
+def fit_predict(cfg: PipelineConfig, variant: str, s: FoldSplit) -> np.ndarray:
+  """Trains `variant` with early stopping on the validation rows; predicts the test rows."""
+  tf.keras.backend.clear_session()
+  m = cfg.model
+  model = model_lib.build_model(model_inputs(cfg, s), hparams(cfg, variant, seed=m.seed + s.seed))
+  train_ds = trainer.dataset_from_arrays(s.inner.keras, s.inner.y, m.batch_size, seed=s.seed)
+  val_ds = trainer.dataset_from_arrays(s.val.keras, s.val.y, 1024, shuffle=False)
+  trainer.fit(model, train_ds, val_ds, epochs=m.epochs, patience=m.patience, verbose=0)
+  return model.predict(as_inputs(s.test.keras), batch_size=4096, verbose=0).reshape(-1)

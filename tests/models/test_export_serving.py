@@ -1,0 +1,65 @@
+"""Each variant, trained by the pipeline's run_fn on a real Transform output, exports a
+SavedModel whose serving_default takes serialized raw tf.Examples (no label, no group id) and
+assigns the group itself."""
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_transform.tf_metadata import schema_utils
+from tfx import v1 as tfx
+
+from components.grouping import fitting, store
+from models.grouped_regression import features as fk
+from models.grouped_regression import model as model_lib
+from models.grouped_regression import trainer
+from tests.models import transform_sample
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+  return transform_sample.build(str(tmp_path_factory.mktemp("tft")), rows=300)
+
+
+def _serving_examples(sample):
+  spec = dict(schema_utils.schema_as_feature_spec(sample.schema).feature_spec)
+  spec.pop(sample.cfg.dataset.label)                 # serving requests carry no label
+  rows = sample.frame.iloc[sample.n_train:].to_dict("records")
+  return rows, [transform_sample.to_example(r, spec) for r in rows]
+
+
+@pytest.mark.parametrize("variant", model_lib.VARIANTS)
+def test_run_fn_exports_a_model_that_serves_raw_examples(sample, tmp_path, variant):
+  fn_args = tfx.components.FnArgs(
+      train_files=sample.train_files, eval_files=sample.eval_files,
+      transform_output=sample.transform_output, data_accessor=sample.data_accessor(),
+      serving_model_dir=str(tmp_path / "serving"), model_run_dir=str(tmp_path / "logs"),
+      custom_config=sample.custom_config(variant=variant, epochs=3, patience=2, batch_size=64,
+                                         trunk_units=[16, 8]))
+  trainer.run_fn(fn_args)
+
+  loaded = tf.saved_model.load(fn_args.serving_model_dir)
+  assert {"serving_default", "serving_raw", "transform_features"} <= set(loaded.signatures)
+  rows, examples = _serving_examples(sample)
+  out = loaded.signatures["serving_default"](examples=tf.constant(examples))
+  pred = out[fk.PREDICTION_KEY].numpy()
+  assert pred.shape == (len(rows), 1)
+  assert np.all(np.isfinite(pred))
+  assert pred.std() > 0, "the model predicts one constant"
+
+  # The group the served model assigns is the grouping component's, row by row.
+  g = store.load(sample.grouping_uri)
+  expected = fitting.assign(g, {c: np.array([r[c] for r in rows], np.float64)
+                                for c in g.features})
+  np.testing.assert_array_equal(out[fk.GROUP_OUTPUT_KEY].numpy().ravel(), expected)
+
+  # Trained, not just initialised: better than predicting the train mean of the label.
+  y = np.array([r[sample.cfg.dataset.label] for r in rows])
+  train_mean = sample.frame[sample.cfg.dataset.label].iloc[:sample.n_train].mean()
+  rmse = np.sqrt(np.mean((pred.ravel() - y) ** 2))
+  assert rmse < np.sqrt(np.mean((y - train_mean) ** 2))
+
+  # serving_raw (plain tensors) gives the same predictions as serving_default.
+  raw = loaded.signatures["serving_raw"]
+  specs = raw.structured_input_signature[1]
+  raw_out = raw(**{k: tf.constant([r[k] for r in rows], dtype=s.dtype)
+                   for k, s in specs.items()})
+  np.testing.assert_allclose(raw_out[fk.PREDICTION_KEY].numpy(), pred, rtol=1e-5, atol=1e-5)
