@@ -1,9 +1,10 @@
 """Compiles the pipeline for Kubeflow Pipelines V2 with KubeflowV2DagRunner.
 
 Nothing runs here: it writes the PipelineJob JSON (Vertex AI) and its PipelineSpec YAML
-(kfp.Client) that a platform team submits (docs/orchestration.md). Every step runs in the image built from the repo's Dockerfile, where the
-repo sits at CONTAINER_ROOT, so repo-relative config paths are mapped there. The input data and
-the push destination are runtime parameters; the pipeline root is a submit-time setting.
+(kfp.Client) that a platform team submits (docs/orchestration.md). Every step runs in the
+image built from the repo's Dockerfile, where the repo sits at CONTAINER_ROOT, so
+repo-relative config paths are mapped there. The input data and the push destination are
+runtime parameters; the pipeline root is a submit-time setting.
 
   python -m pipeline.kubeflow_runner --config configs/ames.yaml [--image REGISTRY/IMAGE:TAG]
 """
