@@ -96,3 +96,46 @@ def test_wrong_type_column_stops_before_training(tmp_path):
   assert execs[("ExampleValidator", "COMPLETE")] == 1
   assert not any(name in ("GroupedTransform", "GroupedTrainer", "Pusher") for name, _ in execs)
   assert not glob.glob(os.path.join(cfg.serving_base_dir, "*"))
+
+
+@pytest.mark.slow
+def test_dev_server_serves_the_pushed_model_over_grpc_and_rest(finished_run):
+  """The real tensorflow-serving-api stubs against the model the pipeline pushed."""
+  import grpc  # pylint: disable=g-import-not-at-top
+  import requests  # pylint: disable=g-import-not-at-top
+  from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top
+  from serving.launcher import start_server  # pylint: disable=g-import-not-at-top
+
+  cfg, summary = finished_run
+  records = _annotated_eval_records(summary.grouping_uri)[:20]
+  local = tf.saved_model.load(summary.pushed_path).signatures["serving_default"](
+      examples=tf.constant(records))
+  with start_server(cfg.serving_base_dir, cfg.serving.model_name) as server:
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(
+        grpc.insecure_channel(server.grpc_target))
+    req = predict_pb2.PredictRequest()
+    req.model_spec.name = cfg.serving.model_name
+    req.model_spec.signature_name = "serving_default"
+    req.inputs["examples"].CopyFrom(tf.make_tensor_proto(records, dtype=tf.string))
+    resp = stub.Predict(req, timeout=30)
+    np.testing.assert_allclose(tf.make_ndarray(resp.outputs["prediction"]),
+                               local["prediction"].numpy(), rtol=1e-5)
+    np.testing.assert_array_equal(tf.make_ndarray(resp.outputs["group_id"]),
+                                  local["group_id"].numpy())
+    served = max(int(v) for v in os.listdir(cfg.serving_base_dir) if v.isdigit())  # the latest
+    assert resp.model_spec.version.value == served
+
+    # REST callers send plain numbers/strings to serving_raw
+    raw = tf.train.Example.FromString(records[0]).features.feature
+    instance = {}
+    for name in cfg.feature_columns:
+      f = raw[name]
+      kind = f.WhichOneof("kind")
+      v = getattr(f, kind).value[0]
+      instance[name] = v.decode() if isinstance(v, bytes) else v
+    r = requests.post(f"{server.rest_url}/v1/models/{cfg.serving.model_name}:predict",
+                      json={"signature_name": "serving_raw", "instances": [instance]}, timeout=30)
+    assert r.status_code == 200, r.text
+    pred = r.json()["predictions"][0]
+    assert abs(pred["prediction"][0] - float(local["prediction"].numpy()[0, 0])) < 1e-4
+    assert pred["group_id"][0] == int(local["group_id"].numpy()[0, 0])
