@@ -18,8 +18,9 @@ PNG_FILE = "rmse_by_group.png"
 
 
 def report_subdir(report_dir: str, summary: RunSummary) -> str:
-  """One folder per evaluation, so earlier runs' reports stay readable."""
-  return os.path.join(report_dir, f"evaluation_{summary.evaluation_id}")
+  """One folder per evaluation, so earlier runs' reports stay readable; named like the
+  evaluation artifact's own folder (<pipeline root>/Evaluator/evaluation/<n>)."""
+  return os.path.join(report_dir, f"evaluation_{os.path.basename(summary.evaluation_uri.rstrip('/'))}")
 
 
 def write_report(summary: RunSummary, report_dir: str, title: str) -> str:

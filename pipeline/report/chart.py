@@ -6,6 +6,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
+from matplotlib.container import BarContainer  # pylint: disable=wrong-import-position
+from matplotlib.patches import Patch  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
 from pipeline.eval_config import RMSE  # pylint: disable=wrong-import-position
@@ -27,9 +29,9 @@ def rmse_by_group(content: ReportContent, path: str) -> str:
   width = 0.4 if has_base else 0.6
   fig, ax = plt.subplots(figsize=(max(8.0, 0.7 * len(groups) + 4.5), 4.2), dpi=110)
   if has_base:
-    ax.bar(x - width / 2, base, width, color=BASELINE_COLOR, label="baseline (last blessed)")
+    ax.bar(x - width / 2, base, width, color=BASELINE_COLOR)
   colors = [FAIL_COLOR if g.failed else CANDIDATE_COLOR for g in groups]
-  bars = ax.bar(x + (width / 2 if has_base else 0), cand, width, color=colors, label="candidate")
+  bars = ax.bar(x + (width / 2 if has_base else 0), cand, width, color=colors)
   for bar, g in zip(bars, groups):
     if g.gated is False:
       bar.set_hatch("//")
@@ -43,11 +45,21 @@ def rmse_by_group(content: ReportContent, path: str) -> str:
                label=f"baseline overall {base_overall:.3f}")
   ax.set_xticks(x, [f"{g.label.split()[-1]}\nn={g.candidate.get('example_count', 0):.0f}"
                     for g in groups])
-  ax.set_xlabel("group (eval rows); red = failed its threshold, hatched = too small to gate")
+  ax.set_xlabel("group (eval rows)")
   ax.set_ylabel("RMSE (label units)")
   verdict = {True: "BLESSED", False: "NOT blessed", None: "no blessing"}[content.blessed]
   ax.set_title(f"{content.title}: RMSE per group - {verdict}")
-  ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+  handles, _ = ax.get_legend_handles_labels()
+  handles = [h for h in handles if not isinstance(h, BarContainer)]  # bars: explicit patches
+  patches = [Patch(color=CANDIDATE_COLOR, label="candidate")]
+  if has_base:
+    patches.insert(0, Patch(color=BASELINE_COLOR, label="baseline (last blessed)"))
+  if any(g.failed for g in groups):
+    patches.append(Patch(color=FAIL_COLOR, label="candidate, failed threshold"))
+  if any(g.gated is False for g in groups):
+    patches.append(Patch(facecolor=CANDIDATE_COLOR, alpha=0.6, hatch="//",
+                         label="candidate, too small to gate"))
+  ax.legend(handles=patches + handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
   ax.grid(axis="y", alpha=0.3)
   fig.tight_layout()
   fig.savefig(path)

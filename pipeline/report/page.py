@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import pathlib
 from typing import Iterable, List, Optional
 
 from pipeline.eval_config import RMSE
@@ -107,6 +109,11 @@ def _grouping_section(c: ReportContent) -> str:
     out.append("<h3>Choice of k</h3>" + _table(keys, rows))
   for w in s.get("warnings", []) or []:
     out.append(f"<p>warning: {_e(w)}</p>")
+  own = (s.get("report") or {}).get("html")
+  if own:   # the Grouping component's own page (k curve, maps) inside its artifact
+    path = os.path.join(g["uri"], own)
+    out.append(f'<p>Grouping report: <a href="{_e(pathlib.Path(path).absolute().as_uri())}">'
+               f"{_e(path)}</a></p>")
   return "".join(out)
 
 

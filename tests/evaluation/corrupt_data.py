@@ -35,9 +35,11 @@ def _latest_dir(pattern: str) -> str:
 
 
 def eval_records(cfg: PipelineConfig) -> List[bytes]:
-  """The latest CsvExampleGen eval split of cfg's pipeline root, sorted."""
+  """The latest CsvExampleGen eval split of cfg's pipeline root as sorted deterministic
+  serializations (ExampleGen's own bytes may order the feature map differently run to run)."""
   d = _latest_dir(os.path.join(cfg.pipeline_root, "CsvExampleGen", "examples", "*"))
-  return sorted(_records(os.path.join(d, "Split-eval", "*")))
+  return sorted(tf.train.Example.FromString(r).SerializeToString(deterministic=True)
+                for r in _records(os.path.join(d, "Split-eval", "*")))
 
 
 def annotated_train(cfg: PipelineConfig) -> List[tf.train.Example]:
