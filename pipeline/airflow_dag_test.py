@@ -8,7 +8,8 @@ model from MLMD. Exits 1 unless every task succeeded.
   python -m pipeline.airflow_dag_test --config configs/ames.yaml [--set dataset.sample_rows=800]
 
 Outputs (Airflow home, pipeline root, MLMD, pushed model) go below
-<outputs.root>/airflow_dag_test/, wiped at the start of each run, unless --airflow-home is given.
+<outputs.root>/airflow_dag_test/, wiped at the start of each run, unless --airflow-home is given;
+with a `dataset.*` override the data is materialised there too, leaving data/<name>/ alone.
 """
 from __future__ import annotations
 
@@ -143,8 +144,11 @@ def main() -> None:
   airflow_home = args.airflow_home or os.path.join(base.output_root, "airflow_dag_test")
   if not args.airflow_home and os.path.isdir(airflow_home):
     shutil.rmtree(airflow_home)
-  cfg = load_config(args.config, overrides={
-      **overrides, "outputs.root": os.path.join(os.path.abspath(airflow_home), "out")})
+  home = os.path.abspath(airflow_home)
+  own = {"outputs.root": os.path.join(home, "out")}
+  if any(k.startswith("dataset.") for k in overrides):  # e.g. a sample: don't touch data/<name>
+    own["dataset.csv_dir"] = os.path.join(home, "data")
+  cfg = load_config(args.config, overrides={**overrides, **own})
 
   from data import prepare  # pylint: disable=g-import-not-at-top
   from pipeline import run_summary  # pylint: disable=g-import-not-at-top
