@@ -29,7 +29,14 @@ def main() -> None:
   ap.add_argument("--folds", type=int, help="override the config's fold count")
   ap.add_argument("--skip-speed", action="store_true")
   ap.add_argument("--out-dir", default=os.path.join(REPO_ROOT, "bench", "results"))
+  ap.add_argument("--render", metavar="JSON",
+                  help="only re-write models.md / models.png from a saved models.json")
   args = ap.parse_args()
+  if args.render:
+    with open(args.render) as f:
+      saved = json.load(f)
+    write(args.out_dir, saved["cv"], saved["speed"], saved["meta"])
+    return
 
   bench = settings.load(args.config)
   if args.folds:
@@ -40,7 +47,27 @@ def main() -> None:
     raise SystemExit(f"unknown dataset(s) in {args.datasets}; known: {known}")
 
   t_start = time.perf_counter()
-  results, described = {}, {}
+  results, described, speed_results = {}, {}, {}
+  meta = {"folds": bench["folds"], "fold_seed": bench["fold_seed"],
+          "model_overrides": bench.get("model_overrides") or {},
+          "validation_share": bench["validation_share"],
+          "worst_min": bench["worst_group_min_test_rows"],
+          "small_max": bench["small_group_max_train_rows"], "datasets": described,
+          "speed_description": (
+              f"Synthetic data, {bench['speed']['separate_models_groups']} groups, "
+              f"{bench['speed']['separate_models_rows']} rows, configs/synthetic.yaml model "
+              "(trunk, batch size). Step time: median over interleaved rounds of timed epochs "
+              "after a warm-up epoch. Separate models: the seed article's Example 3 (one "
+              "Sequential per group sharing its first Dense layer, fitted one after another) vs "
+              f"one multihead model, {bench['speed']['separate_models_epochs']} epochs each, "
+              "wall time including build and compile; median over rounds.")}
+  if not args.skip_speed:                     # first: short, and every run reports it
+    cfg = load_config("configs/synthetic.yaml", overrides={
+        f"model.{k}": v for k, v in (bench.get("model_overrides") or {}).items()})
+    sp = bench["speed"]
+    speed_results.update(speed.step_times(cfg, bench["synthetic"], sp))
+    speed_results.update(speed.separate_models(cfg, bench["synthetic"], sp))
+    write(args.out_dir, results, speed_results, meta)
   for e in entries:
     t0 = time.perf_counter()
     ds = datasets.load(e, bench["synthetic"])
@@ -53,33 +80,18 @@ def main() -> None:
         f"{grouping}; {len(ds.cfg.dataset.numeric_features)} numeric + "
         f"{len(ds.cfg.dataset.categorical_features)} categorical features.")}
     log.info("%s done in %.0fs", e["name"], time.perf_counter() - t0)
+    write(args.out_dir, results, speed_results, meta)     # partial results survive a stop
 
-  speed_results = {}
-  if not args.skip_speed:
-    cfg = load_config("configs/synthetic.yaml")
-    sp = bench["speed"]
-    speed_results.update(speed.step_times(cfg, bench["synthetic"], sp))
-    speed_results.update(speed.separate_models(cfg, bench["synthetic"], sp))
-  meta = {"folds": bench["folds"], "fold_seed": bench["fold_seed"],
-          "validation_share": bench["validation_share"],
-          "worst_min": bench["worst_group_min_test_rows"],
-          "small_max": bench["small_group_max_train_rows"], "datasets": described,
-          "speed_description": (
-              f"Synthetic data, {bench['speed']['separate_models_groups']} groups, "
-              f"{bench['speed']['separate_models_rows']} rows, configs/synthetic.yaml model "
-              "(trunk, batch size). Step time: median over interleaved rounds of timed epochs "
-              "after a warm-up epoch. Separate models: the seed article's Example 3 (one "
-              "Sequential per group sharing its first Dense layer, fitted one after another) vs "
-              f"one multihead model, {bench['speed']['separate_models_epochs']} epochs each, "
-              "wall time including build and compile; median over rounds.")}
-  os.makedirs(args.out_dir, exist_ok=True)
-  md = report.markdown(results, speed_results, meta)
-  with open(os.path.join(args.out_dir, "models.md"), "w") as f:
-    f.write(md)
-  report.plot(results, os.path.join(args.out_dir, "models.png"))
-  log.info("results:\n%s", json.dumps({"cv": results, "speed": speed_results}, indent=1))
-  log.info("wrote %s/models.md and models.png in %.0fs", args.out_dir,
-           time.perf_counter() - t_start)
+  log.info("wrote %s/models.{md,png,json} in %.0fs", args.out_dir, time.perf_counter() - t_start)
+
+
+def write(out_dir: str, results, speed_results, meta) -> None:
+  os.makedirs(out_dir, exist_ok=True)
+  with open(os.path.join(out_dir, "models.json"), "w") as f:
+    json.dump({"cv": results, "speed": speed_results, "meta": meta}, f, indent=1)
+  with open(os.path.join(out_dir, "models.md"), "w") as f:
+    f.write(report.markdown(results, speed_results, meta))
+  report.plot(results, os.path.join(out_dir, "models.png"))
 
 
 if __name__ == "__main__":

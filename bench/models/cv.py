@@ -32,7 +32,8 @@ METHODS = {
 def _method_fns(ds: BenchDataset, bench: Dict[str, Any]) -> Dict[str, Callable[[FoldSplit],
                                                                             np.ndarray]]:
   fns: Dict[str, Callable[[FoldSplit], np.ndarray]] = {
-      v: (lambda s, v=v: keras_methods.fit_predict(ds.cfg, v, s)) for v in VARIANTS}
+      v: (lambda s, v=v: keras_methods.fit_predict(ds.cfg, v, s, bench.get("model_overrides")))
+      for v in VARIANTS}
   fns.update({
       "lgbm_pooled": lambda s: peers.lightgbm(s, bench["lightgbm"], with_group=False),
       "unpooled_ridge": lambda s: peers.unpooled_ridge(s, float(bench["ridge_alpha"]),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -11,6 +11,8 @@ from bench.models.peers import FoldSplit
 from models.grouped_regression import model as model_lib
 from models.grouped_regression import trainer
 from pipeline.config import PipelineConfig
+
+VERBOSE = 0
 
 
 def hparams(cfg: PipelineConfig, variant: str, **overrides: Any) -> model_lib.Hparams:
@@ -32,12 +34,16 @@ def as_inputs(features: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
   return {k: np.asarray(v).reshape(-1, 1) for k, v in features.items()}
 
 
-def fit_predict(cfg: PipelineConfig, variant: str, s: FoldSplit) -> np.ndarray:
-  """Trains `variant` with early stopping on the validation rows; predicts the test rows."""
+def fit_predict(cfg: PipelineConfig, variant: str, s: FoldSplit,
+                overrides: Optional[Dict[str, Any]] = None) -> np.ndarray:
+  """Trains `variant` with early stopping on the validation rows; predicts the test rows.
+  `overrides` replace fields of the config's model section (e.g. epochs for the benchmark)."""
   tf.keras.backend.clear_session()
-  m = cfg.model
+  m = dataclasses.replace(cfg.model, **(overrides or {}))
+  cfg = dataclasses.replace(cfg, model=m)
   model = model_lib.build_model(model_inputs(cfg, s), hparams(cfg, variant, seed=m.seed + s.seed))
   train_ds = trainer.dataset_from_arrays(s.inner.keras, s.inner.y, m.batch_size, seed=s.seed)
   val_ds = trainer.dataset_from_arrays(s.val.keras, s.val.y, 1024, shuffle=False)
-  trainer.fit(model, train_ds, val_ds, epochs=m.epochs, patience=m.patience, verbose=0)
-  return model.predict(as_inputs(s.test.keras), batch_size=4096, verbose=0).reshape(-1)
+  trainer.fit(model, train_ds, val_ds, epochs=m.epochs, patience=m.patience, verbose=VERBOSE)
+  # One eager call on the whole test set: no predict_function to trace.
+  return model(as_inputs(s.test.keras), training=False).numpy().reshape(-1)

@@ -65,8 +65,8 @@ def gpboost(s: FoldSplit, p: Dict[str, Any]) -> np.ndarray:
   train = gpb.Dataset(_tree_matrix(s.inner, False), s.inner.y, categorical_feature=cats)
   val = gpb.Dataset(_tree_matrix(s.val, False), s.val.y, reference=train,
                     categorical_feature=cats)
-  params = {"objective": "regression_l2", "learning_rate": p["learning_rate"],
-            "num_leaves": int(p["num_leaves"]), "verbose": -1, "num_threads": 1,
+  params = {"learning_rate": p["learning_rate"], "max_depth": int(p["max_depth"]),
+            "min_data_in_leaf": int(p["min_data_in_leaf"]), "verbose": -1, "num_threads": 1,
             "seed": s.seed}
   booster = gpb.train(params, train, num_boost_round=int(p["max_rounds"]), gp_model=gp_model,
                       valid_sets=[val], early_stopping_rounds=int(p["early_stopping"]),
@@ -112,10 +112,11 @@ def mixedlm(s: FoldSplit, max_iter: int) -> np.ndarray:
   x_tr = sm.add_constant(design_matrix(s.full, s.vocab_sizes), has_constant="add")
   x_te = sm.add_constant(design_matrix(s.test, s.vocab_sizes), has_constant="add")
   keep = _independent_columns(x_tr)
+  mu = float(np.mean(s.full.y))                        # centred: L-BFGS stalled on the intercept
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")                    # convergence chatter; checked below
-    res = sm.MixedLM(s.full.y, x_tr[:, keep], groups=s.full.group).fit(
-        reml=True, method=["lbfgs"], maxiter=max_iter)
+    res = sm.MixedLM(s.full.y - mu, x_tr[:, keep], groups=s.full.group).fit(
+        reml=True, method=["bfgs", "lbfgs"], maxiter=max_iter)
   if not res.converged:
     log.warning("MixedLM did not converge in %d iterations; using its last estimate", max_iter)
   try:
@@ -123,5 +124,5 @@ def mixedlm(s: FoldSplit, max_iter: int) -> np.ndarray:
   except ValueError:                                   # variance estimated at 0 (boundary)
     log.info("MixedLM: group variance estimated as 0; random intercepts are all 0")
     effects = {}
-  return x_te[:, keep] @ np.asarray(res.fe_params) + np.array(
+  return mu + x_te[:, keep] @ np.asarray(res.fe_params) + np.array(
       [effects.get(g, 0.0) for g in s.test.group])

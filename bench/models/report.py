@@ -75,7 +75,11 @@ def markdown(results: Results, speed: Dict[str, float], meta: Dict[str, Any]) ->
            f"over every (fold, group) with >= {meta['worst_min']} test rows; worst group = mean "
            f"over folds of the worst such group; small groups = test rows whose group had <= "
            f"{meta['small_max']} training rows. Fit time = mean seconds per fold on a shared "
-           "2-core machine (noisy; compare within a row set).", ""]
+           "2-core machine (noisy; compare within a row set). Keras variants use each "
+           "dataset config's `model` section with "
+           f"{meta.get('model_overrides') or 'no overrides'} (bench/models/config.yaml). "
+           "Peers: `mixedlm`/`unpooled_ridge` see z-scored numerics + one-hot categoricals; "
+           "trees see raw numerics + categorical codes.", ""]
   for name, r in results.items():
     info = meta["datasets"].get(name, {})
     lines += [f"## {name}", "", info.get("description", ""), "",

@@ -19,7 +19,8 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
-from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+from apache_beam.options.pipeline_options import PipelineOptions
+from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
@@ -105,7 +106,8 @@ def build(tmp_dir: str, rows: int = 300, train_share: float = 0.8) -> TransformS
   fn = functools.partial(preprocessing.preprocessing_fn, custom_config=custom)
   metadata = dataset_metadata.DatasetMetadata(schema)
   out_dir = os.path.join(tmp_dir, "transformed")
-  with beam.Pipeline() as p, tft_beam.Context(temp_dir=os.path.join(tmp_dir, "tft_tmp")):
+  options = PipelineOptions(["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+  with beam.Pipeline(options=options) as p, tft_beam.Context(temp_dir=os.path.join(tmp_dir, "tft_tmp")):
     train_pc = p | "train" >> beam.Create(train)
     eval_pc = p | "eval" >> beam.Create(evals)
     (t_train, t_meta), transform_fn = (train_pc, metadata) | tft_beam.AnalyzeAndTransformDataset(
@@ -117,6 +119,9 @@ def build(tmp_dir: str, rows: int = 300, train_share: float = 0.8) -> TransformS
            | f"write_{name}" >> beam.io.WriteToTFRecord(os.path.join(out_dir, name, "part"),
                                                         file_name_suffix=".tfrecord"))
     _ = transform_fn | tft_beam.WriteTransformFn(transform_output)
+  # Transform also records the raw metadata: the serving signatures parse requests with it.
+  metadata_io.write_metadata(metadata, os.path.join(transform_output,
+                                                    tft.TFTransformOutput.RAW_METADATA_DIR))
   return TransformSample(
       cfg=cfg, frame=frame, n_train=n_train, schema=schema, grouping_uri=grouping_uri,
       transform_output=transform_output,
