@@ -26,7 +26,7 @@ _PROGRESS_ROWS = 250_000
 
 def write_pickle(obj, path: str) -> None:
   with tf.io.gfile.GFile(path, "wb") as f:
-    pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+    f.write(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def read_pickle(path: str):
@@ -63,16 +63,18 @@ class _ScanShard(beam.DoFn):
 
   def process(self, path: str):
     progress = _Progress("scanned", path)
+    features, mode, _ = self._args
 
     def counted(batches):
-      for records in batches:
-        yield records
-        progress.add(len(records))
-        self._rows.inc(len(records))
+      for b in batches:
+        yield b
+        progress.add(len(b.records))
+        self._rows.inc(len(b.records))
 
-    s = scan.scan_records(scan.TrainScan(*self._args), counted(example_io.read_batches(path)),
-                          scan.shard_key(self._seed, os.path.basename(path)),
-                          f"split 'train', file {path}")
+    batches = example_io.read_parsed(path, features, scan.usage_fn(mode),
+                                     f"split 'train', file {path}")
+    s = scan.scan_batches(scan.TrainScan(*self._args), counted(batches),
+                          scan.shard_key(self._seed, os.path.basename(path)))
     progress.done()
     yield s
 
@@ -122,8 +124,8 @@ class _AnnotateShard(beam.DoFn):
     self._g = store.from_json_dict(self._json)
     self._suffixes = example_io.annotation_suffixes(self._g.num_groups, self._feature_name)
     numeric = set(self._g.numeric_features)
-    self._usage = {f: example_io.NUMERIC if f in numeric else example_io.CATEGORICAL
-                   for f in self._g.features}
+    self._usage = lambda f, kind: (example_io.NUMERIC if f in numeric
+                                   else example_io.CATEGORICAL)
 
   def process(self, element: Tuple[str, str, str]):
     split, in_path, out_path = element
@@ -131,19 +133,16 @@ class _AnnotateShard(beam.DoFn):
     where = f"split '{split}', file {in_path}"
     counts = np.zeros(g.num_groups, dtype=np.int64)
     missing = {f: 0 for f in g.features}
-    kinds = {f: None for f in g.features}
     progress = _Progress(f"annotated {split}", in_path)
     writer = example_io.ShardWriter(out_path, self._tmp_dir)
-    for records in example_io.read_batches(in_path):
-      kinds = example_io.update_kinds(records, g.features, kinds, where)
-      cols = example_io.parse_columns(records, kinds, self._usage, where)
-      ids = fitting.assign(g, cols)
-      writer.write(example_io.annotate(records, ids, self._suffixes, self._feature_name))
+    for b in example_io.read_parsed(in_path, g.features, self._usage, where):
+      ids = fitting.assign(g, b.columns)
+      writer.write(example_io.annotate(b.records, ids, self._suffixes, self._feature_name))
       counts += np.bincount(ids, minlength=g.num_groups)
-      for f, col in cols.items():
+      for f, col in b.columns.items():
         missing[f] += int((col == "").sum() if col.dtype == object else np.isnan(col).sum())
-      progress.add(len(records))
-      self._rows.inc(len(records))
+      progress.add(len(b.records))
+      self._rows.inc(len(b.records))
     writer.close()
     progress.done()
     yield split, {"rows": progress.rows, "counts": counts.tolist(), "missing": missing}

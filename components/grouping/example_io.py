@@ -1,26 +1,30 @@
 """Batch I/O of serialized tf.Examples: read a shard, parse grouping columns, add the group id.
 
-Everything works on batches (tf.data reading, tf.io.parse_example parsing), so no Python code
-runs per feature per row. The group id is added without parsing the record: a serialized
-message followed by another serialized message of the same type parses as their merge
-(protobuf encoding rule), and a tf.Example's features are a map, so appending the bytes of
+Everything works on batches, so no Python code runs per feature per row: a shard streams
+through tf.data (read, gunzip, tf.io.parse_example of the grouping columns, in background
+threads) while the caller assigns and writes the previous batch (read_parsed). parse_batches
+is the same parsing in the caller's thread, for record batches already in memory.
+
+The group id is added without parsing the record: a serialized message followed by another
+serialized message of the same type parses as their merge (protobuf encoding rule), and a
+tf.Example's features are a map, so appending the bytes of
 `Example{features{feature{key: <name> value{int64_list{value: <id>}}}}}` adds the feature.
-annotation_suffixes precomputes one per group. Parsers disagree on duplicate map keys, so a
-batch whose records already carry the feature (e.g. re-grouping annotated examples) is
-rewritten record by record instead, replacing the old value.
+annotation_suffixes precomputes one per group. Parsers disagree on duplicate map keys, so
+records that already carry the key (e.g. re-grouping annotated examples) are rewritten
+instead, replacing the old value.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from components.grouping.fitting import GroupingError
+from components.grouping.kinds import BYTES, CATEGORICAL, FLOAT, INT, NUMERIC  # noqa: F401
 
-FLOAT, INT, BYTES = "float", "int", "bytes"
-NUMERIC, CATEGORICAL = "numeric", "categorical"
 _DTYPES = {FLOAT: tf.float32, INT: tf.int64, BYTES: tf.string}
 BATCH_SIZE = 4096
 GZIP_LEVEL = 1   # annotated shards: ~1/3 of zlib's default CPU for ~20% larger files
@@ -30,11 +34,14 @@ def compression_of(path: str) -> str:
   return "GZIP" if path.endswith(".gz") else ""
 
 
+def _dataset(path: str, batch_size: int) -> tf.data.Dataset:
+  return tf.data.TFRecordDataset([path], compression_type=compression_of(path),
+                                 buffer_size=1 << 20).batch(batch_size)
+
+
 def read_batches(path: str, batch_size: int = BATCH_SIZE) -> Iterator[np.ndarray]:
   """Serialized records of one TFRecord shard, `batch_size` at a time (object arrays)."""
-  ds = tf.data.TFRecordDataset([path], compression_type=compression_of(path),
-                               buffer_size=1 << 20).batch(batch_size).prefetch(2)
-  for batch in ds.as_numpy_iterator():
+  for batch in _dataset(path, batch_size).prefetch(2).as_numpy_iterator():
     yield batch
 
 
@@ -89,15 +96,7 @@ def parse_columns(records: np.ndarray, kinds: Mapping[str, Optional[str]],
       out[f] = np.full(n, np.nan) if use == NUMERIC else np.full(n, "", dtype=object)
       continue
     sp = parsed[f]
-    rows = sp.indices.numpy()[:, 0]
-    values = sp.values.numpy()
-    if len(rows) != len(np.unique(rows)):
-      counts = np.bincount(rows)
-      r = int(np.argmax(counts))
-      raise GroupingError(f"grouping feature '{f}' has {counts[r]} values in one example "
-                          f"(record {r} of a batch of {where}); grouping needs one value per "
-                          "example")
-    out[f] = _to_column(f, kind, use, rows, values, n, where)
+    out[f] = _to_column(f, kind, use, sp.indices.numpy()[:, 0], sp.values.numpy(), n, where)
   return out
 
 
@@ -111,6 +110,12 @@ def _mismatch(records: np.ndarray, feature: str, kind: str) -> bool:
 
 def _to_column(f: str, kind: str, use: str, rows: np.ndarray, values: np.ndarray, n: int,
                where: str) -> np.ndarray:
+  """[n] column from parse_example's sparse output (rows sorted, one value per row)."""
+  if len(rows) > 1 and np.any(rows[1:] == rows[:-1]):
+    r = int(rows[1:][rows[1:] == rows[:-1]][0])
+    raise GroupingError(f"grouping feature '{f}' has {int((rows == r).sum())} values in one "
+                        f"example (record {r} of a batch of {where}); grouping needs one value "
+                        "per example")
   if use == NUMERIC:
     if kind == BYTES:
       sample = values[0].decode("utf-8", "replace") if len(values) else ""
@@ -133,6 +138,64 @@ def _to_column(f: str, kind: str, use: str, rows: np.ndarray, values: np.ndarray
   return col
 
 
+UsageFn = Callable[[str, Optional[str]], str]   # (feature, kind) -> NUMERIC or CATEGORICAL
+
+
+@dataclasses.dataclass
+class ParsedBatch:
+  records: np.ndarray                    # the serialized examples, as read
+  columns: Dict[str, np.ndarray]         # see parse_columns
+  kinds: Dict[str, Optional[str]]        # tf.Example kind of each feature seen so far
+
+
+def parse_batches(batches: Iterable[np.ndarray], features: Sequence[str], usage: UsageFn,
+                  where: str) -> Iterator[ParsedBatch]:
+  """Parses record batches in the caller's thread (kinds learnt as features appear)."""
+  kinds: Dict[str, Optional[str]] = {f: None for f in features}
+  for records in batches:
+    kinds = update_kinds(records, features, kinds, where)
+    cols = parse_columns(records, kinds, {f: usage(f, kinds[f]) for f in features}, where)
+    yield ParsedBatch(records, cols, dict(kinds))
+
+
+def read_parsed(path: str, features: Sequence[str], usage: UsageFn, where: str,
+                batch_size: int = BATCH_SIZE) -> Iterator[ParsedBatch]:
+  """Streams one shard as ParsedBatches, parsing inside tf.data so it overlaps the caller.
+
+  Kinds come from the first batch; a feature absent from it is parsed in the caller's thread
+  once it appears. Memory: a few batches in flight, whatever the shard size.
+  """
+  first = next(iter(_dataset(path, batch_size).take(1).as_numpy_iterator()), None)
+  if first is None:
+    return
+  kinds = update_kinds(first, features, {f: None for f in features}, where)
+  spec = {f: tf.io.VarLenFeature(_DTYPES[k]) for f, k in kinds.items() if k is not None}
+
+  def parse(batch):
+    parsed = tf.io.parse_example(batch, spec) if spec else {}
+    return batch, {f: (sp.indices[:, 0], sp.values) for f, sp in parsed.items()}
+
+  it = (_dataset(path, batch_size).map(parse, num_parallel_calls=2, deterministic=True)
+        .prefetch(2).as_numpy_iterator())
+  while True:
+    try:
+      records, parsed = next(it)
+    except StopIteration:
+      return
+    except tf.errors.InvalidArgumentError as e:
+      raise GroupingError(f"a grouping feature changes type within {where}: "
+                          f"{str(e).splitlines()[0]}") from None
+    n = len(records)
+    late = [f for f in features if f not in parsed]
+    if late:
+      kinds = update_kinds(records, late, kinds, where)
+    cols = parse_columns(records, {f: kinds[f] for f in late},
+                         {f: usage(f, kinds[f]) for f in late}, where) if late else {}
+    for f, (rows, values) in parsed.items():
+      cols[f] = _to_column(f, kinds[f], usage(f, kinds[f]), rows, values, n, where)
+    yield ParsedBatch(records, {f: cols[f] for f in features}, dict(kinds))
+
+
 def annotation_suffixes(num_groups: int, feature_name: str) -> List[bytes]:
   """Serialized Example{feature_name: [g]} for each group g, to append to a record."""
   out = []
@@ -143,11 +206,27 @@ def annotation_suffixes(num_groups: int, feature_name: str) -> List[bytes]:
   return out
 
 
+def _key_marker(feature_name: str) -> bytes:
+  """The bytes any record holding `feature_name` must contain: its map key field (tag 1,
+  length-delimited). A value may contain them too; that only costs a needless rewrite."""
+  key = feature_name.encode()
+  length = len(key)
+  varint = bytearray()
+  while True:
+    byte, length = length & 0x7F, length >> 7
+    varint.append(byte | (0x80 if length else 0))
+    if not length:
+      break
+  return b"\x0a" + bytes(varint) + key
+
+
 def annotate(records: np.ndarray, ids: np.ndarray, suffixes: Sequence[bytes],
              feature_name: str) -> List[bytes]:
   """Records with the group id feature set (see the module docstring)."""
-  if detect_kind(records, feature_name, "annotated records") is not None:
-    return [with_group_id(r, g, feature_name) for r, g in zip(records, ids.tolist())]
+  marker = _key_marker(feature_name)
+  if marker in b"".join(records):   # one search per batch; per record only if it may be there
+    return [with_group_id(r, g, feature_name) if marker in r else r + suffixes[g]
+            for r, g in zip(records, ids.tolist())]
   return [r + suffixes[g] for r, g in zip(records, ids.tolist())]
 
 

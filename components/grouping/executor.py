@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from typing import Dict, List, Tuple
 
 import tensorflow as tf
@@ -36,6 +37,20 @@ def split_files(examples, split: str) -> List[str]:
                                               "*")))
 
 
+class _Stopwatch:
+  """Wall seconds per stage, recorded in summary.json and logged."""
+
+  def __init__(self):
+    self.laps: Dict[str, float] = {}
+    self._t = time.perf_counter()
+
+  def lap(self, name: str) -> None:
+    now = time.perf_counter()
+    self.laps[name] = round(now - self._t, 3)
+    self._t = now
+    log.info("grouping: %s took %.1fs", name, self.laps[name])
+
+
 class Executor(base_beam_executor.BaseBeamExecutor):
   """Fits the grouping on train only and annotates every split with the group id."""
 
@@ -61,21 +76,27 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
     log.info("grouping: scanning %d train file(s) for %s (%s), sample of up to %d rows",
              len(files[TRAIN_SPLIT]), cfg["features"], cfg["mode"], cfg["sample_size"])
+    clock = _Stopwatch()
     scan_path = os.path.join(tmp, "scan.pkl")
     with self._make_beam_pipeline() as p:
       beam_passes.run_scan(p, files[TRAIN_SPLIT], cfg, scan_path)
     result = beam_passes.read_pickle(scan_path)
+    clock.lap("scan")
     g = fit_train.fit(result, cfg)
+    clock.lap("fit")
     log.info("grouping: %s with %d groups fitted on %d of %d train rows", g.mode, g.num_groups,
              g.fit_rows, result.rows)
 
     annotated.split_names = artifact_utils.encode_split_names(splits)
     examples_utils.set_payload_format(annotated, payload)
     stats = self._annotate(splits, files, annotated, g, cfg["group_feature"], tmp)
+    clock.lap("annotate")
 
     summary = summary_lib.build(g, result, stats, cfg)
-    store.save(g, grouping_artifact.uri, summary=summary)
     html = report.write(grouping_artifact.uri, g, summary, result.sample)
+    clock.lap("report")
+    summary["seconds"] = clock.laps
+    store.save(g, grouping_artifact.uri, summary=summary)
     grouping_artifact.set_int_custom_property("num_groups", g.num_groups)
     grouping_artifact.set_string_custom_property("mode", g.mode)
     for split in splits:

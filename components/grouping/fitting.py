@@ -229,10 +229,10 @@ def fit_kmeans(x: Union[np.ndarray, Mapping[str, np.ndarray]], features: Sequenc
     raise GroupingError("the train split is empty: nothing to fit groups on")
   g.impute, g.mean, g.scale = _fit_scaler(raw, g)
   z = standardise(raw, g.impute, g.mean, g.scale)
-  distinct = len(np.unique(z, axis=0))
   k_values = sorted(set(int(k) for k in k_values))
   if not k_values or k_values[0] < 1:
     raise GroupingError(f"grouping.k must be >= 1 (got {k_values})")
+  distinct = _distinct_rows(z, k_values[-1])
   usable = [k for k in k_values if k <= distinct]
   if not usable:
     raise GroupingError(
@@ -265,6 +265,12 @@ def fit_kmeans(x: Union[np.ndarray, Mapping[str, np.ndarray]], features: Sequenc
   g.inertia, g.silhouette = chosen.inertia, chosen.silhouette
   g.selection, g.fit_rows = curve, n
   return g
+
+
+def _distinct_rows(z: np.ndarray, enough: int) -> int:
+  """Number of distinct rows, or a lower bound >= `enough` (found on a prefix: cheap)."""
+  head = len(np.unique(z[:1000], axis=0))
+  return head if head >= enough or len(z) <= 1000 else len(np.unique(z, axis=0))
 
 
 def _kmeans_threads(n_rows: int) -> Optional[int]:

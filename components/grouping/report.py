@@ -49,8 +49,7 @@ def map_axes(g: fitting.Grouping, sample: Mapping[str, np.ndarray]):
   var = sv ** 2 / max(float((sv ** 2).sum()), 1e-300)
   pcs = centred @ vt[:2].T
   return (pcs[:, 0], pcs[:, 1], f"PC1 ({100 * var[0]:.0f}% of variance)",
-          f"PC2 ({100 * var[1]:.0f}% of variance)", "groups on the first two principal "
-          "components", rows)
+          f"PC2 ({100 * var[1]:.0f}% of variance)", "groups, principal components", rows)
 
 
 def plot(g: fitting.Grouping, summary: Dict[str, Any], sample: Mapping[str, np.ndarray]) -> bytes:
@@ -62,7 +61,7 @@ def plot(g: fitting.Grouping, summary: Dict[str, Any], sample: Mapping[str, np.n
   _sizes(axes[0], g, summary)
   _k_curve(axes[1], g)
   _map(axes[2], g, sample)
-  fig.tight_layout()
+  fig.subplots_adjust(left=0.05, right=0.97, bottom=0.13, top=0.92, wspace=0.32)
   buf = io.BytesIO()
   fig.savefig(buf, format="png", dpi=90)
   plt.close(fig)
@@ -133,7 +132,7 @@ def _map(ax, g, sample) -> None:
                   bbox=dict(boxstyle="round,pad=0.15", fc="white", alpha=0.7))
   ax.set_xlabel(xl)
   ax.set_ylabel(yl)
-  ax.set_title(f"{title} ({len(x)} sample rows)")
+  ax.set_title(f"{title} ({len(x)} sample rows)", fontsize=10)
 
 
 def _group_label(g, i: int, short: bool = False) -> str:
@@ -217,6 +216,7 @@ def write(uri: str, g: fitting.Grouping, summary: Dict[str, Any],
           sample: Mapping[str, np.ndarray]) -> str:
   """Writes report.png and report.html into the artifact directory; returns the HTML path."""
   png = plot(g, summary, sample)
+  tf.io.gfile.makedirs(uri)
   with tf.io.gfile.GFile(os.path.join(uri, store.REPORT_PNG), "wb") as f:
     f.write(png)
   path = os.path.join(uri, store.REPORT_HTML)

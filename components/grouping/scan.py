@@ -12,11 +12,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from components.grouping import example_io
+from components.grouping import kinds as kinds_lib
 from components.grouping.fitting import APRIORI, GroupingError
 
 MAX_DISTINCT = 100_000   # distinct values counted per categorical column (memory bound)
@@ -40,9 +40,9 @@ def row_hashes(key: int, start: int, n: int) -> np.ndarray:
 
 def usage_of(kind: Optional[str], mode: str) -> str:
   """How a feature of this tf.Example kind is read: numbers, or categories (text)."""
-  if mode == APRIORI or kind == example_io.BYTES:
-    return example_io.CATEGORICAL
-  return example_io.NUMERIC
+  if mode == APRIORI or kind == kinds_lib.BYTES:
+    return kinds_lib.CATEGORICAL
+  return kinds_lib.NUMERIC
 
 
 @dataclasses.dataclass
@@ -122,9 +122,9 @@ class TrainScan:
     if mine is None:
       self.kinds[f] = kind
       return
-    numeric = {example_io.FLOAT, example_io.INT}
+    numeric = {kinds_lib.FLOAT, kinds_lib.INT}
     if {mine, kind} <= numeric and self.mode != APRIORI:
-      self.kinds[f] = example_io.FLOAT
+      self.kinds[f] = kinds_lib.FLOAT
       return
     raise GroupingError(f"grouping feature '{f}' has {mine} values in some train examples and "
                         f"{kind} values in others")
@@ -163,7 +163,7 @@ class TrainScan:
     sample = {}
     for f in self.features:
       col = self._cols[f][0][order]
-      if usage_of(self.kinds[f], self.mode) == example_io.CATEGORICAL and col.dtype != object:
+      if usage_of(self.kinds[f], self.mode) == kinds_lib.CATEGORICAL and col.dtype != object:
         col = np.full(len(col), "", dtype=object)   # absent everywhere so far: all missing
       sample[f] = col
     categories = {f: (None if c is None else dict(c)) for f, c in self.categories.items()}
@@ -171,14 +171,16 @@ class TrainScan:
                       categories=categories, sample=sample, hashes=hashes[order])
 
 
-def scan_records(scan: TrainScan, batches, key: int, where: str) -> TrainScan:
-  """Feeds one shard's record batches into `scan` (kinds learnt as features appear)."""
-  kinds: Dict[str, Optional[str]] = {f: None for f in scan.features}
+def scan_batches(scan: TrainScan, batches: Iterable, key: int) -> TrainScan:
+  """Feeds one shard's parsed batches (example_io.ParsedBatch, in shard order) into `scan`."""
   start = 0
-  for records in batches:
-    kinds = example_io.update_kinds(records, scan.features, kinds, where)
-    usage = {f: usage_of(kinds[f], scan.mode) for f in scan.features}
-    cols = example_io.parse_columns(records, kinds, usage, where)
-    scan.add_batch(row_hashes(key, start, len(records)), cols, kinds)
-    start += len(records)
+  for b in batches:
+    n = len(b.records)
+    scan.add_batch(row_hashes(key, start, n), b.columns, b.kinds)
+    start += n
   return scan
+
+
+def usage_fn(mode: str):
+  """example_io.UsageFn for the scan: numbers or text depending on the kind found."""
+  return lambda feature, kind: usage_of(kind, mode)

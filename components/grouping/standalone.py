@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_executor
@@ -27,9 +27,10 @@ def examples_artifact(uri: str, splits: Sequence[str]) -> standard_artifacts.Exa
   return ex
 
 
-def run(examples_uri: str, splits: Sequence[str], output_dir: str,
-        beam_pipeline_args: Optional[List[str]] = None, **component_args) -> Tuple[str, str]:
-  """Runs Executor.Do; returns (grouping artifact URI, annotated examples URI).
+def build(examples_uri: str, splits: Sequence[str], output_dir: str,
+          beam_pipeline_args: Optional[List[str]] = None,
+          **component_args) -> Tuple[Callable[[], None], str, str]:
+  """The executor ready to run: (do, grouping artifact URI, annotated examples URI).
 
   component_args are the Grouping component's (mode, features, k_values, seed, ...). With no
   beam_pipeline_args Beam runs in process (DirectRunner, in_memory) and TFX skips building its
@@ -43,8 +44,17 @@ def run(examples_uri: str, splits: Sequence[str], output_dir: str,
       beam_pipeline_args=beam_pipeline_args or [],
       tmp_dir=os.path.join(output_dir, "tmp"), unique_id="grouping")
   config = component.make_config(**component_args)
-  executor.Executor(context).Do(
-      {executor.EXAMPLES_KEY: [examples_artifact(examples_uri, splits)]},
-      {executor.GROUPING_KEY: [grouping], executor.ANNOTATED_KEY: [annotated]},
-      {executor.CONFIG_KEY: json.dumps(config, sort_keys=True)})
-  return grouping.uri, annotated.uri
+  ex = executor.Executor(context)
+  inputs = {executor.EXAMPLES_KEY: [examples_artifact(examples_uri, splits)]}
+  outputs = {executor.GROUPING_KEY: [grouping], executor.ANNOTATED_KEY: [annotated]}
+  props = {executor.CONFIG_KEY: json.dumps(config, sort_keys=True)}
+  return (lambda: ex.Do(inputs, outputs, props)), grouping.uri, annotated.uri
+
+
+def run(examples_uri: str, splits: Sequence[str], output_dir: str,
+        beam_pipeline_args: Optional[List[str]] = None, **component_args) -> Tuple[str, str]:
+  """Runs Executor.Do; returns (grouping artifact URI, annotated examples URI)."""
+  do, grouping_uri, annotated_uri = build(examples_uri, splits, output_dir, beam_pipeline_args,
+                                          **component_args)
+  do()
+  return grouping_uri, annotated_uri

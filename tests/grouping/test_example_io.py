@@ -79,3 +79,32 @@ def test_shard_writer_moves_a_complete_file_into_place(tmp_path):
   assert os.listdir(tmp_path / "tmp") == []
   batches = list(example_io.read_batches(final, batch_size=1))
   assert [b.tolist() for b in batches] == [[b"one"], [b"two"]]
+
+
+def test_streamed_parsing_matches_in_process_parsing(tmp_path):
+  """read_parsed (tf.data threads) gives the same columns as parse_batches, including a feature
+  that first appears after the first batch and missing values."""
+  rows = [{"x": float(i), "n": i, "s": f"c{i % 3}"} for i in range(50)]
+  for r in rows[::7]:
+    del r["x"]
+  for r in rows[30:]:
+    r["late"] = "v"
+  path = h.write_split(str(tmp_path), "train", rows)[0]
+  usage = lambda f, kind: CAT if f in ("s", "late") else NUM  # noqa: E731
+  feats = ["x", "n", "s", "late"]
+  streamed = list(example_io.read_parsed(path, feats, usage, "here", batch_size=16))
+  batches = list(example_io.read_batches(path, batch_size=16))
+  in_process = list(example_io.parse_batches(batches, feats, usage, "here"))
+  assert len(streamed) == len(in_process) == 4
+  for a, b in zip(streamed, in_process):
+    assert a.records.tolist() == b.records.tolist() and a.kinds == b.kinds
+    for f in feats:
+      np.testing.assert_array_equal(a.columns[f], b.columns[f])
+  assert streamed[-1].columns["late"].tolist()[-1] == "v"
+
+
+def test_type_change_inside_a_streamed_shard_is_an_error(tmp_path):
+  rows = [{"x": 1.0}] * 20 + [{"x": "oops"}] * 5
+  path = h.write_split(str(tmp_path), "eval", rows)[0]
+  with pytest.raises(GroupingError, match="changes type within split 'eval'"):
+    list(example_io.read_parsed(path, ["x"], lambda f, k: NUM, "split 'eval'", batch_size=8))

@@ -26,7 +26,8 @@ def _scan(shards, sample_size, batch_sizes=None, merge_order=None):
     if batch_sizes:   # re-batch the shard
       flat = np.concatenate(batches)
       batches = [flat[i:i + batch_sizes] for i in range(0, len(flat), batch_sizes)]
-    parts.append(scan.scan_records(s, batches, scan.shard_key(0, name), name))
+    parsed = example_io.parse_batches(batches, s.features, scan.usage_fn(s.mode), name)
+    parts.append(scan.scan_batches(s, parsed, scan.shard_key(0, name)))
   order = merge_order or range(len(parts))
   total = scan.TrainScan(["lon", "lat", "zone"], "kmeans", sample_size)
   for i in order:

@@ -1,0 +1,109 @@
+"""One benchmark contender per process: `python -m bench.grouping_workers <contender> <args.json>`.
+
+Each times only its work (imports and loading its input are excluded) and writes a JSON result;
+the parent (bench.grouping) measures the process's peak memory from outside.
+  sklearn    KMeans(k, n_init, random_state).fit on the prepared full array (sklearn.npy)
+  core       the component's algorithm in process: bottom-n sample (scan.TrainScan), fit on it
+             (fitting.fit_kmeans), assign every row (fitting.assign) - no files, no Beam
+  executor   the real grouping executor (Executor.Do via standalone.build) over the tf.Example
+             shards: Beam scan pass, fit, Beam annotate pass (writes annotated shards), report
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+
+CHUNK = 65_536
+
+
+def _inertia(g, raw: np.ndarray) -> float:
+  """Within-group sum of squares of all rows in the component's standardised space."""
+  from components.grouping import fitting  # pylint: disable=g-import-not-at-top
+  total = 0.0
+  for s in range(0, len(raw), CHUNK):
+    cols = {f: raw[s:s + CHUNK, j] for j, f in enumerate(g.features)}
+    z = fitting.standardise(fitting.encode(g, cols), g.impute, g.mean, g.scale)
+    total += float(fitting.distances(z, g.centroids).min(axis=1).sum())
+  return total
+
+
+def sklearn(a):
+  from sklearn.cluster import KMeans  # pylint: disable=g-import-not-at-top
+  x = np.load(os.path.join(a["dir"], "sklearn.npy"))
+  t0 = time.perf_counter()
+  km = KMeans(n_clusters=a["k"], n_init=a["n_init"], random_state=a["seed"]).fit(x)
+  seconds = time.perf_counter() - t0
+  return {"seconds": seconds, "inertia": float(km.inertia_), "fit_rows": len(x),
+          "groups": int(len(np.unique(km.labels_)))}
+
+
+def _preload_sklearn() -> None:
+  """fitting imports scikit-learn lazily; load it before the clock starts, as sklearn() does."""
+  import sklearn.cluster  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  import sklearn.metrics  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+
+
+def core(a):
+  from components.grouping import fitting, scan  # pylint: disable=g-import-not-at-top
+  _preload_sklearn()
+  raw = np.load(os.path.join(a["dir"], "raw.npy"))
+  features = a["features"]
+  kinds = {f: "float" for f in features}
+  t0 = time.perf_counter()
+  s = scan.TrainScan(features, fitting.KMEANS, a["sample_size"])
+  for start in range(0, len(raw), CHUNK):
+    part = raw[start:start + CHUNK]
+    s.add_batch(scan.row_hashes(scan.shard_key(a["seed"], "array"), start, len(part)),
+                {f: part[:, j] for j, f in enumerate(features)}, kinds)
+  r = s.result()
+  g = fitting.fit_kmeans(r.sample, features, [a["k"]], seed=a["seed"], n_init=a["n_init"],
+                         silhouette_sample=a["silhouette_sample"])
+  counts = np.zeros(g.num_groups, np.int64)
+  for start in range(0, len(raw), CHUNK):
+    part = raw[start:start + CHUNK]
+    ids = fitting.assign(g, {f: part[:, j] for j, f in enumerate(features)})
+    counts += np.bincount(ids, minlength=g.num_groups)
+  seconds = time.perf_counter() - t0
+  return {"seconds": seconds, "inertia": _inertia(g, raw), "fit_rows": g.fit_rows,
+          "groups": int((counts > 0).sum())}
+
+
+def executor(a):
+  from components.grouping import standalone, store  # pylint: disable=g-import-not-at-top
+  _preload_sklearn()
+  do, uri, _ = standalone.build(
+      os.path.join(a["dir"], "examples"), ["train"], a["out"], a.get("beam_args") or [],
+      mode="kmeans", features=a["features"], k_values=[a["k"]], seed=a["seed"],
+      n_init=a["n_init"], sample_size=a["sample_size"],
+      silhouette_sample=a["silhouette_sample"])
+  t0 = time.perf_counter()
+  do()
+  seconds = time.perf_counter() - t0
+  g = store.load(uri)
+  summary = store.load_summary(uri)
+  raw = np.load(os.path.join(a["dir"], "raw.npy"))
+  return {"seconds": seconds, "inertia": _inertia(g, raw), "fit_rows": g.fit_rows,
+          "groups": int(sum(1 for c in summary["counts"]["train"] if c)),
+          "rows": summary["rows"]["train"], "grouping_uri": uri, "stages": summary["seconds"]}
+
+
+CONTENDERS = {"sklearn": sklearn, "core": core, "executor": executor}
+
+
+def main() -> None:
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+  name, args_path = sys.argv[1], sys.argv[2]
+  with open(args_path) as f:
+    a = json.load(f)
+  result = CONTENDERS[name](a)
+  with open(a["result"], "w") as f:
+    json.dump(result, f)
+
+
+if __name__ == "__main__":
+  main()
