@@ -29,13 +29,12 @@ def main() -> None:
   ap.add_argument("--folds", type=int, help="override the config's fold count")
   ap.add_argument("--skip-speed", action="store_true")
   ap.add_argument("--out-dir", default=os.path.join(REPO_ROOT, "bench", "results"))
-  ap.add_argument("--render", metavar="JSON",
-                  help="only re-write models.md / models.png from a saved models.json")
+  ap.add_argument("--render", metavar="JSON", nargs="+",
+                  help="only re-write models.md/.png/.json from saved models.json files "
+                       "(several: partial runs, e.g. datasets run separately, are merged)")
   args = ap.parse_args()
   if args.render:
-    with open(args.render) as f:
-      saved = json.load(f)
-    write(args.out_dir, saved["cv"], saved["speed"], saved["meta"])
+    write(args.out_dir, *merge(args.render))
     return
 
   bench = settings.load(args.config)
@@ -83,6 +82,22 @@ def main() -> None:
     write(args.out_dir, results, speed_results, meta)     # partial results survive a stop
 
   log.info("wrote %s/models.{md,png,json} in %.0fs", args.out_dir, time.perf_counter() - t_start)
+
+
+def merge(paths):
+  """(cv, speed, meta) of several saved runs; later files win on the same dataset or key."""
+  cv_all, speed_all, meta = {}, {}, None
+  for path in paths:
+    with open(path) as f:
+      saved = json.load(f)
+    cv_all.update(saved.get("cv", {}))
+    speed_all.update(saved.get("speed", {}))
+    if saved.get("meta"):
+      datasets_seen = {**(meta or {}).get("datasets", {}), **saved["meta"].get("datasets", {})}
+      meta = {**(meta or {}), **saved["meta"], "datasets": datasets_seen}
+  if meta is None:
+    raise SystemExit(f"none of {paths} holds the run's meta")
+  return cv_all, speed_all, meta
 
 
 def write(out_dir: str, results, speed_results, meta) -> None:

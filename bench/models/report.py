@@ -118,6 +118,8 @@ def plot(results: Results, path: str) -> None:
 
   names = list(results)
   methods = [m for m in METHODS if any(m in results[n] for n in names)]
+  if not methods:
+    return
   fig, axes = plt.subplots(2, 1, figsize=(11, 8), sharex=True)
   width = 0.8 / len(methods)
   for ax, key, title in ((axes[0], "rmse", "overall RMSE / best method's"),
@@ -131,8 +133,8 @@ def plot(results: Results, path: str) -> None:
         vals.append(r[m][key] / ref if m in r and not math.isnan(r[m][key]) else float("nan"))
       ax.bar(np.arange(len(names)) + i * width, vals, width, label=m)
     ax.axhline(1.0, color="k", lw=0.8)
-    ax.set_title(title)
-    ax.set_ylim(0.95, None)
+    ax.set_title(title + " (axis capped at 2.5)")
+    ax.set_ylim(0.95, 2.5)
     ax.set_ylabel("ratio (lower is better)")
   axes[1].set_xticks(np.arange(len(names)) + 0.4 - width / 2)
   axes[1].set_xticklabels(names)
