@@ -266,12 +266,11 @@ def validate(cfg: PipelineConfig) -> None:
   _require(g.mode in GROUPING_MODES, w, f"grouping.mode '{g.mode}' not in {GROUPING_MODES}")
   if g.mode == "kmeans":
     _require(bool(g.features), w, "grouping.features: K-Means needs at least one feature")
-    ks = g.k_range
-    _require(bool(ks) and min(ks) >= 1, w, f"grouping.k must be >= 1 (got {g.k})")
     if not isinstance(g.k, int):
-      _require(len(g.k) == 2 and g.k[0] <= g.k[1], w,
+      _require(isinstance(g.k, list) and len(g.k) == 2 and g.k[0] <= g.k[1], w,
                f"grouping.k range must be [min, max] with min <= max (got {g.k})")
       _require(g.k[0] >= 2, w, "grouping.k range: automatic selection needs min >= 2")
+    _require(min(g.k_range) >= 1, w, f"grouping.k must be >= 1 (got {g.k})")
   else:
     _require(bool(g.column), w, "grouping.column: apriori mode needs a categorical column")
   _require(0.0 <= g.min_group_share < 1.0, w, "grouping.min_group_share must be in [0, 1)")
