@@ -28,19 +28,26 @@ def main() -> None:
   ap.add_argument("--methods", nargs="*", default=list(cv.METHODS))
   ap.add_argument("--folds", type=int, help="override the config's fold count")
   ap.add_argument("--skip-speed", action="store_true")
+  ap.add_argument("--speed-only", action="store_true", help="no CV, only the speed runs")
   ap.add_argument("--out-dir", default=os.path.join(REPO_ROOT, "bench", "results"))
   ap.add_argument("--render", metavar="JSON", nargs="+",
                   help="only re-write models.md/.png/.json from saved models.json files "
                        "(several: partial runs, e.g. datasets run separately, are merged)")
+  ap.add_argument("--note", help="with --render: a line saying how the merged runs were made")
   args = ap.parse_args()
   if args.render:
-    write(args.out_dir, *merge(args.render))
+    results, speed_results, meta = merge(args.render)
+    if args.note:
+      meta["note"] = args.note
+    write(args.out_dir, results, speed_results, meta)
     return
 
   bench = settings.load(args.config)
   if args.folds:
     bench["folds"] = args.folds
   entries = [e for e in bench["datasets"] if not args.datasets or e["name"] in args.datasets]
+  if args.speed_only:
+    entries = []
   if args.datasets and len(entries) != len(args.datasets):
     known = [e["name"] for e in bench["datasets"]]
     raise SystemExit(f"unknown dataset(s) in {args.datasets}; known: {known}")
