@@ -1,12 +1,20 @@
 """One loaded SavedModel version: its signatures, input specs and a checked `run`.
 
-Generic over signatures (read from the SavedModel, never from our model code) so the server
-serves whatever the Pusher exported, including `transform_features` or a future signature.
+Loaded the way tensorflow_model_server loads it (SavedModelBundle): the 'serve' MetaGraph in its
+own graph and Session, signatures run by their SignatureDef tensor names. Generic over
+signatures (read from the SavedModel, never from our model code), so the server serves whatever
+the Pusher exported, including `transform_features` or a future signature.
+
+Why a Session and not `tf.saved_model.load(...).signatures`: a 1-row request is dominated by
+per-call overhead, and the Session (a cached callable, ops run on the calling thread with
+`inter_op_threads=-1`) costs about half of an eager signature call once the process is idle
+between requests (measured in bench/results/serving.md).
 """
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, Mapping, Tuple
+import threading
+from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -17,6 +25,7 @@ from serving.server.errors import from_tf_error, invalid, not_found
 DEFAULT_SIGNATURE = "serving_default"
 SERVE_TAG = "serve"
 REGRESS_METHOD = "tensorflow/serving/regress"
+CALLER_THREAD = -1  # ConfigProto: a negative inter-op pool size runs every op on the caller
 
 
 def shape_str(shape: tf.TensorShape) -> str:
@@ -40,18 +49,41 @@ def read_signature_defs(path: str) -> Dict[str, meta_graph_pb2.SignatureDef]:
   return dict(graphs[0].signature_def) if graphs else {}
 
 
+def _spec(info: meta_graph_pb2.TensorInfo) -> tf.TensorSpec:
+  return tf.TensorSpec(tf.TensorShape(info.tensor_shape), tf.dtypes.as_dtype(info.dtype))
+
+
+def session_config(inter_op_threads: int = CALLER_THREAD,
+                   intra_op_threads: int = 0) -> tf.compat.v1.ConfigProto:
+  """TF Serving's --tensorflow_inter_op_parallelism / --tensorflow_intra_op_parallelism."""
+  return tf.compat.v1.ConfigProto(inter_op_parallelism_threads=inter_op_threads,
+                                  intra_op_parallelism_threads=intra_op_threads,
+                                  allow_soft_placement=True)
+
+
 class Servable:
   """A SavedModel version ready to run; `refs` counts in-flight requests (ModelManager's lock)."""
 
-  def __init__(self, model_name: str, version: int, path: str):
+  def __init__(self, model_name: str, version: int, path: str,
+               config: Optional[tf.compat.v1.ConfigProto] = None):
     self.model_name, self.version, self.path = model_name, version, path
-    self.signature_defs = read_signature_defs(path)
-    self._loaded = tf.saved_model.load(path, tags=[SERVE_TAG])
-    self._functions = dict(self._loaded.signatures)
+    graph = tf.Graph()
+    self._session = tf.compat.v1.Session(graph=graph, config=config or session_config())
+    try:
+      with graph.as_default():
+        meta_graph = tf.compat.v1.saved_model.loader.load(self._session, [SERVE_TAG], path)
+    except BaseException:
+      self._session.close()
+      raise
+    self.signature_defs: Dict[str, meta_graph_pb2.SignatureDef] = dict(meta_graph.signature_def)
+    graph.finalize()  # requests never add ops: a growing graph would be a leak
     self.input_specs: Dict[str, Dict[str, tf.TensorSpec]] = {
-        k: dict(fn.structured_input_signature[1]) for k, fn in self._functions.items()}
+        k: {name: _spec(info) for name, info in sd.inputs.items()}
+        for k, sd in self.signature_defs.items()}
     self.output_names: Dict[str, Tuple[str, ...]] = {
-        k: tuple(sorted(fn.structured_outputs)) for k, fn in self._functions.items()}
+        k: tuple(sorted(sd.outputs)) for k, sd in self.signature_defs.items()}
+    self._callables: Dict[Tuple[str, Tuple[str, ...]], Tuple[Tuple[str, ...], Callable]] = {}
+    self._lock = threading.Lock()
     self.refs = 0
 
   def __repr__(self) -> str:
@@ -59,12 +91,12 @@ class Servable:
 
   @property
   def signature_names(self) -> Tuple[str, ...]:
-    return tuple(sorted(self._functions))
+    return tuple(sorted(self.signature_defs))
 
   def resolve(self, signature_name: str) -> str:
     """'' means serving_default (TF Serving); unknown names are NOT_FOUND."""
     name = signature_name or DEFAULT_SIGNATURE
-    if name not in self._functions:
+    if name not in self.signature_defs:
       raise not_found(f"signature '{name}' not found in model '{self.model_name}' version "
                       f"{self.version}; available: {list(self.signature_names)}")
     return name
@@ -86,6 +118,21 @@ class Servable:
                     f"{sorted(specs)}")
     return specs
 
+  def _callable(self, signature: str, outputs: Tuple[str, ...]):
+    """(input names, Session callable) for a signature and output subset, built once."""
+    key = (signature, outputs)
+    found = self._callables.get(key)
+    if found is None:
+      with self._lock:
+        found = self._callables.get(key)
+        if found is None:
+          sd = self.signature_defs[signature]
+          names = tuple(sorted(sd.inputs))
+          fn = self._session.make_callable([sd.outputs[k].name for k in outputs],
+                                           [sd.inputs[k].name for k in names])
+          found = self._callables[key] = (names, fn)
+    return found
+
   def run(self, signature: str, arrays: Mapping[str, np.ndarray],
           output_filter: Iterable[str] = ()) -> Dict[str, np.ndarray]:
     """Runs a resolved signature on checked inputs; TF op errors keep their status code."""
@@ -96,26 +143,44 @@ class Servable:
       if not spec.shape.is_compatible_with(arr.shape):
         raise invalid(f"input '{name}' must have shape {shape_str(spec.shape)}, got "
                       f"{list(arr.shape)}")
-      try:
-        feeds[name] = tf.constant(arr, dtype=spec.dtype)
-      except (TypeError, ValueError) as e:
-        raise invalid(f"input '{name}' cannot be a {spec.dtype.name} tensor: {e}") from None
-    wanted = list(output_filter)
+      feeds[name] = _as_feed(name, arr, spec.dtype)
+    wanted = tuple(output_filter)
     outputs_known = self.output_names[signature]
     bad = sorted(set(wanted) - set(outputs_known))
     if bad:
       raise invalid(f"output_filter names unknown output(s) {bad}; signature '{signature}' "
                     f"has {list(outputs_known)}")
+    keep = tuple(dict.fromkeys(wanted)) or outputs_known
+    names, fn = self._callable(signature, keep)
     try:
-      outputs = self._functions[signature](**feeds)
+      values = fn(*(feeds[n] for n in names))
     except tf.errors.OpError as e:
       raise from_tf_error(e, f"signature '{signature}'") from None
     except (TypeError, ValueError) as e:
       raise invalid(f"signature '{signature}': {e}") from None
-    keep = wanted or outputs_known
-    return {k: outputs[k].numpy() for k in keep}
+    return dict(zip(keep, values))
 
   def unload(self) -> None:
-    """Drops the TF objects; memory goes when the last reference (an in-flight call) ends."""
-    self._functions.clear()
-    self._loaded = None
+    """Closes the Session; called once no request holds this version (ModelManager)."""
+    self._callables.clear()
+    self._session.close()
+
+
+def _as_feed(name: str, arr: np.ndarray, dtype: tf.DType) -> np.ndarray:
+  """`arr` as the numpy value a `dtype` placeholder accepts; INVALID_ARGUMENT if it cannot be."""
+  try:
+    if dtype == tf.string:
+      if arr.dtype.kind not in "OSU":
+        raise TypeError(f"got {arr.dtype} values")
+      return arr.astype(object) if arr.dtype.kind == "U" else arr
+    value = np.asarray(arr)
+    if value.dtype.kind in "OSU":
+      raise TypeError(f"got {value.dtype} values")
+    target = dtype.as_numpy_dtype
+    cast = value.astype(target)
+    if value.dtype.kind == "f" and np.dtype(target).kind in "iub" and \
+        not np.array_equal(cast, value):
+      raise ValueError("non-integral values")
+    return cast
+  except (TypeError, ValueError) as e:
+    raise invalid(f"input '{name}' cannot be a {dtype.name} tensor: {e}") from None
