@@ -70,6 +70,7 @@ class ModelConfig:
   embedding_dim: int = 8
   attention_heads: int = 2
   delta_l2: float = 1e-3
+  head_refit: bool = True
   learning_rate: float = 3e-3
   batch_size: int = 64
   epochs: int = 40

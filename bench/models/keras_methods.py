@@ -41,9 +41,13 @@ def fit_predict(cfg: PipelineConfig, variant: str, s: FoldSplit,
   tf.keras.backend.clear_session()
   m = dataclasses.replace(cfg.model, **(overrides or {}))
   cfg = dataclasses.replace(cfg, model=m)
-  model = model_lib.build_model(model_inputs(cfg, s), hparams(cfg, variant, seed=m.seed + s.seed))
+  hp = hparams(cfg, variant, seed=m.seed + s.seed)
+  model = model_lib.build_model(model_inputs(cfg, s), hp)
   train_ds = trainer.dataset_from_arrays(s.inner.keras, s.inner.y, m.batch_size, seed=s.seed)
   val_ds = trainer.dataset_from_arrays(s.val.keras, s.val.y, 1024, shuffle=False)
-  trainer.fit(model, train_ds, val_ds, epochs=m.epochs, patience=m.patience, verbose=VERBOSE)
+  refit_ds = (trainer.dataset_from_arrays(s.inner.keras, s.inner.y, 1024, shuffle=False)
+              if hp.head_refit else None)
+  trainer.fit(model, train_ds, val_ds, epochs=m.epochs, patience=m.patience, verbose=VERBOSE,
+              refit_ds=refit_ds)
   # One eager call on the whole test set: no predict_function to trace.
   return model(as_inputs(s.test.keras), training=False).numpy().reshape(-1)

@@ -13,7 +13,9 @@
 Every variant's head sees [trunk output, input features] (a linear skip, "wide and deep"), so
 the variants differ only in how the group enters. Group-specific parameters (head deltas, group
 embeddings) carry an L2 penalty `delta_l2` toward zero: a group with few rows stays near the
-shared model. The penalty is stated on the standardised label scale (multiplied by label_std**2
+shared model. For `multihead`, training ends with an empirical-Bayes refit of those deltas
+(pooling.py: closed-form ridge toward the shared head, strength chosen on the eval split;
+`head_refit: false` keeps the SGD deltas). The penalty is stated on the standardised label scale (multiplied by label_std**2
 because the loss is in label units), so one value means the same on every dataset.
 
 Inputs are the transformed features (models/grouped_regression/features.py keys); the output is
@@ -49,6 +51,7 @@ class Hparams:
   embedding_dim: int = 8
   attention_heads: int = 2
   delta_l2: float = 1e-3
+  head_refit: bool = True
   learning_rate: float = 3e-3
   seed: int = 7
 

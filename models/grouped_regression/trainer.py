@@ -17,6 +17,7 @@ from tfx_bsl.public import tfxio
 from components.grouping import store
 from models.grouped_regression import features as fk
 from models.grouped_regression import model as model_lib
+from models.grouped_regression import pooling
 from models.grouped_regression import signatures
 
 log = logging.getLogger(__name__)
@@ -74,15 +75,24 @@ def dataset_from_arrays(features: Dict[str, np.ndarray], labels: np.ndarray, bat
 
 
 def fit(model: tf.keras.Model, train_ds, eval_ds, *, epochs: int, patience: int,
-        steps_per_epoch: Optional[int] = None, log_dir: Optional[str] = None, verbose: int = 2):
+        steps_per_epoch: Optional[int] = None, log_dir: Optional[str] = None, verbose: int = 2,
+        refit_ds: Optional[tf.data.Dataset] = None):
   """Training loop shared by run_fn and the benchmarks: early stopping on the eval split
-  (val_loss, best weights restored), so `epochs` is a ceiling and `patience` decides."""
+  (val_loss, best weights restored), so `epochs` is a ceiling and `patience` decides.
+
+  With `refit_ds` (one unshuffled pass over the training rows), a multihead model's group
+  deltas are then re-solved in closed form with the pooling strength chosen on `eval_ds`
+  (pooling.refit_group_heads); other variants ignore it.
+  """
   callbacks = [tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                                 restore_best_weights=True)]
   if log_dir:
     callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
-  return model.fit(train_ds, validation_data=eval_ds, epochs=epochs,
-                   steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
+  history = model.fit(train_ds, validation_data=eval_ds, epochs=epochs,
+                      steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
+  if refit_ds is not None:
+    history.refit = pooling.refit_group_heads(model, refit_ds, eval_ds)
+  return history
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -104,7 +114,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   steps = int(cfg["model"].get("train_steps") or 0) or None
   if steps:
     train_ds = train_ds.repeat()
+  refit_ds = (input_fn(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size,
+                       shuffle=False) if hp.head_refit else None)
   fit(model, train_ds, eval_ds, epochs=int(cfg["model"]["epochs"]),
       patience=int(cfg["model"]["patience"]), steps_per_epoch=steps,
-      log_dir=fn_args.model_run_dir)
+      log_dir=fn_args.model_run_dir, refit_ds=refit_ds)
   signatures.export(model, tft_output, fn_args.serving_model_dir, label_key=cfg["label"])

@@ -1,0 +1,123 @@
+"""Empirical-Bayes refit of the multihead's group deltas (models/grouped_regression/pooling.py)."""
+import numpy as np
+import pytest
+from scipy import stats
+
+from models.grouped_regression import features as fk
+from models.grouped_regression import model as model_lib
+from models.grouped_regression import pooling
+from models.grouped_regression import trainer
+
+
+def _stats(phi, r, g, num_groups):
+  phi1 = np.c_[phi, np.ones(len(r))]
+  a = np.zeros((num_groups, phi1.shape[1], phi1.shape[1]))
+  c = np.zeros((num_groups, phi1.shape[1]))
+  s = np.zeros(num_groups)
+  for k in range(num_groups):
+    m = g == k
+    a[k], c[k], s[k] = phi1[m].T @ phi1[m], phi1[m].T @ r[m], r[m] @ r[m]
+  return pooling.GroupStats(a, c, s), phi1
+
+
+def test_sse_from_sufficient_statistics_equals_direct_sum():
+  rng = np.random.default_rng(0)
+  phi, r, g = rng.normal(size=(50, 3)), rng.normal(size=50), rng.integers(0, 4, 50)
+  st, phi1 = _stats(phi, r, g, 4)
+  delta = rng.normal(size=(4, 4))
+  direct = np.sum((r - np.einsum("ni,ni->n", phi1, delta[g])) ** 2)
+  assert st.sse(delta) == pytest.approx(direct, rel=1e-10)
+
+
+def test_ridge_deltas_solve_each_group_and_leave_empty_groups_at_zero():
+  rng = np.random.default_rng(1)
+  phi, r = rng.normal(size=(40, 2)), rng.normal(size=40)
+  g = np.where(np.arange(40) < 25, 0, 1)           # group 2 has no rows
+  st, phi1 = _stats(phi, r, g, 3)
+  diag = np.array([2.0, 3.0, 0.5])
+  delta = pooling.ridge_deltas(st, diag)
+  m = g == 1
+  expected = np.linalg.solve(phi1[m].T @ phi1[m] + np.diag(diag), phi1[m].T @ r[m])
+  np.testing.assert_allclose(delta[1], expected, rtol=1e-10)
+  np.testing.assert_array_equal(delta[2], 0.0)
+
+
+def test_log_evidence_is_the_gaussian_marginal_likelihood():
+  """With sigma^2 at its profiled value, log_evidence = sum_g log N(r_g; 0, s2 (I + Phi P^-1 Phi^T))."""
+  rng = np.random.default_rng(2)
+  phi, g = rng.normal(size=(30, 2)), rng.integers(0, 3, 30)
+  r = rng.normal(size=30)
+  st, phi1 = _stats(phi, r, g, 3)
+  diag = np.array([1.5, 0.7, 4.0])
+  value, delta = pooling.log_evidence(st, diag)
+  resid = st.s.sum() - np.einsum("gi,gi->", delta, st.c)
+  s2 = resid / len(r)
+  direct = 0.0
+  for k in range(3):
+    m = g == k
+    cov = s2 * (np.eye(m.sum()) + phi1[m] @ np.diag(1 / diag) @ phi1[m].T)
+    direct += stats.multivariate_normal(np.zeros(m.sum()), cov).logpdf(r[m])
+  # log_evidence drops the constant -n/2 log(2 pi)
+  assert value - 0.5 * len(r) * np.log(2 * np.pi) == pytest.approx(direct, rel=1e-8)
+
+
+def test_evidence_search_shrinks_when_groups_do_not_differ_and_not_when_they_do():
+  rng = np.random.default_rng(3)
+  n, groups = 2000, 40
+  g = rng.integers(0, groups, n)
+  phi = rng.normal(size=(n, 2))
+  noise = rng.normal(0, 0.5, n)
+  same, _ = _stats(phi, noise, g, groups)
+  offsets = rng.normal(0, 1.0, groups)
+  shifted, _ = _stats(phi, offsets[g] + noise, g, groups)
+  lam_same, _ = pooling.search_strengths(same, trunk_dim=1)
+  lam_shift, delta = pooling.search_strengths(shifted, trunk_dim=1)
+  assert lam_same["intercept"] >= 1e3                   # no real group effect: (nearly) pooled
+  assert lam_shift["intercept"] < 10                   # real offsets: groups keep their own
+  np.testing.assert_allclose(delta[:, -1], offsets, atol=0.25)
+
+
+def _zipf_data(seed=0):
+  """Groups with very different sizes and their own intercepts; y depends on x the same way."""
+  rng = np.random.default_rng(seed)
+  sizes = np.maximum(2, (600 / np.arange(1, 31) ** 1.2).astype(int))
+  g = np.repeat(np.arange(len(sizes)), sizes)
+  x = rng.uniform(-1.5, 1.5, len(g))
+  offsets = rng.normal(0, 1.0, len(sizes))
+  y = 1.5 * x + offsets[g] + rng.normal(0, 0.3, len(g))
+  return x.astype(np.float32), g, y, offsets
+
+
+def test_trainer_fit_refits_multihead_deltas_and_improves_eval():
+  x, g, y, offsets = _zipf_data()
+  rng = np.random.default_rng(1)
+  held = rng.random(len(y)) < 0.2
+  spec = model_lib.ModelInputs(numeric=["x"], categorical={}, num_groups=int(g.max()) + 1,
+                               label_mean=float(y.mean()), label_std=float(y.std()))
+  hp = model_lib.Hparams(variant="multihead", trunk_units=(8,), learning_rate=0.01, seed=0)
+  model = model_lib.build_model(spec, hp)
+  feats = lambda m: {fk.numeric_key("x"): x[m], fk.GROUP_KEY: g[m]}
+  train = trainer.dataset_from_arrays(feats(~held), y[~held], 32, seed=0)
+  val = trainer.dataset_from_arrays(feats(held), y[held], 1024, shuffle=False)
+  refit = trainer.dataset_from_arrays(feats(~held), y[~held], 1024, shuffle=False)
+  history = trainer.fit(model, train, val, epochs=6, patience=6, verbose=0, refit_ds=refit)
+  result = history.refit
+  assert result.choice == "ridge"
+  assert result.eval_rmse_after < result.eval_rmse_before
+  assert result.train_rows == int((~held).sum()) and result.eval_rows == int(held.sum())
+  # The refit heads carry the true group offsets (label units), big groups most exactly.
+  groups = np.arange(spec.num_groups)
+  level = model({fk.numeric_key("x"): np.zeros((len(groups), 1), np.float32),
+                 fk.GROUP_KEY: groups.reshape(-1, 1)}).numpy().ravel()
+  big = np.bincount(g[~held], minlength=len(groups)) >= 40
+  centred = offsets - offsets[big].mean()
+  np.testing.assert_allclose(level[big] - level[big].mean(), centred[big], atol=0.3)
+
+
+def test_non_multihead_variants_are_left_alone():
+  x, g, y, _ = _zipf_data()
+  spec = model_lib.ModelInputs(numeric=["x"], categorical={}, num_groups=int(g.max()) + 1)
+  model = model_lib.build_model(spec, model_lib.Hparams(variant="global", trunk_units=(4,)))
+  ds = trainer.dataset_from_arrays({fk.numeric_key("x"): x, fk.GROUP_KEY: g}, y, 256,
+                                   shuffle=False)
+  assert pooling.refit_group_heads(model, ds, ds) is None
