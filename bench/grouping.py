@@ -239,8 +239,9 @@ def analysis(best: Dict[tuple, Dict], large: Optional[str]) -> List[str]:
                f"{st['scan']:.1f} s + annotate {st['annotate']:.1f} s = {io_s:.1f} s of "
                f"{ex['seconds']:.1f} s (fit {st['fit']:.1f} s, report {st['report']:.1f} s). The "
                f"annotate pass alone is {st['annotate'] / sk:.1f}x sklearn's whole fit: it "
-               "gunzips, parses and rewrites (gzip level 1) every example, work the in-memory "
-               "array given to sklearn never includes.")
+               "gunzips every example again and writes it back with its group id (gzip level "
+               "1; train columns come from the scan's cache, other splits are parsed), work "
+               "the in-memory array given to sklearn never includes.")
     budget = TIME_TARGET * sk - st["fit"] - st["report"]
     if budget > 0:
       workers = -(-io_s // budget)

@@ -1,56 +1,59 @@
 """Batch I/O of serialized tf.Examples: read a shard, parse grouping columns, add the group id.
 
 Everything works on batches, so no Python code runs per feature per row: a shard streams
-through tf.data (read, gunzip, tf.io.parse_example of the grouping columns, in background
-threads) while the caller assigns and writes the previous batch (read_parsed). parse_batches
-is the same parsing in the caller's thread, for record batches already in memory.
+through tfrecord.read (gunzip and TFRecord framing in NumPy, in a prefetch thread) and each
+batch's grouping columns are parsed with one tf.io.parse_example (read_parsed). parse_batches
+is the same parsing for record batches already in memory.
 
 The group id is added without parsing the record: a serialized message followed by another
 serialized message of the same type parses as their merge (protobuf encoding rule), and a
 tf.Example's features are a map, so appending the bytes of
 `Example{features{feature{key: <name> value{int64_list{value: <id>}}}}}` adds the feature.
-annotation_suffixes precomputes one per group. Parsers disagree on duplicate map keys, so
+annotation_suffixes precomputes one per group; tfrecord.frame_appended writes a whole batch
+that way without touching records one by one. Parsers disagree on duplicate map keys, so
 records that already carry the key (e.g. re-grouping annotated examples) are rewritten
 instead, replacing the old value.
 """
 from __future__ import annotations
 
 import dataclasses
-import os
-from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
 
+from components.grouping import tfrecord
 from components.grouping.fitting import GroupingError
 from components.grouping.kinds import BYTES, CATEGORICAL, FLOAT, INT, NUMERIC  # noqa: F401
 
 _DTYPES = {FLOAT: tf.float32, INT: tf.int64, BYTES: tf.string}
-BATCH_SIZE = 4096
-GZIP_LEVEL = 1   # annotated shards: ~1/3 of zlib's default CPU for ~20% larger files
+Records = Union[np.ndarray, tfrecord.RecordBatch]   # object array of bytes, or as read
 
 
 def compression_of(path: str) -> str:
-  return "GZIP" if path.endswith(".gz") else ""
+  return "GZIP" if tfrecord.is_gzip(path) else ""
 
 
-def _dataset(path: str, batch_size: int) -> tf.data.Dataset:
-  return tf.data.TFRecordDataset([path], compression_type=compression_of(path),
-                                 buffer_size=1 << 20).batch(batch_size)
-
-
-def read_batches(path: str, batch_size: int = BATCH_SIZE) -> Iterator[np.ndarray]:
+def read_batches(path: str, batch_size: Optional[int] = None) -> Iterator[np.ndarray]:
   """Serialized records of one TFRecord shard, `batch_size` at a time (object arrays)."""
-  for batch in _dataset(path, batch_size).prefetch(2).as_numpy_iterator():
-    yield batch
+  for batch in tfrecord.read(path, batch_size or tfrecord.BATCH_SIZE):
+    out = np.empty(len(batch), dtype=object)
+    out[:] = batch.tolist()
+    yield out
 
 
-def _parse(records: np.ndarray, kinds: Mapping[str, str]) -> Dict[str, tf.SparseTensor]:
+def _tensor(records: Records) -> tf.Tensor:
+  if isinstance(records, tfrecord.RecordBatch):
+    return records.tensor()
+  return tf.constant(records, tf.string)
+
+
+def _parse(records: Records, kinds: Mapping[str, str]) -> Dict[str, tf.SparseTensor]:
   spec = {f: tf.io.VarLenFeature(_DTYPES[k]) for f, k in kinds.items()}
-  return tf.io.parse_example(tf.constant(records, tf.string), spec)
+  return tf.io.parse_example(_tensor(records), spec)
 
 
-def detect_kind(records: np.ndarray, feature: str, where: str) -> Optional[str]:
+def detect_kind(records: Records, feature: str, where: str) -> Optional[str]:
   """The tf.Example list type of `feature` in this batch (None if absent from every record)."""
   for kind in (FLOAT, INT, BYTES):
     try:
@@ -62,7 +65,7 @@ def detect_kind(records: np.ndarray, feature: str, where: str) -> Optional[str]:
                       f"batch of {where}")
 
 
-def update_kinds(records: np.ndarray, features: Sequence[str], kinds: Dict[str, Optional[str]],
+def update_kinds(records: Records, features: Sequence[str], kinds: Dict[str, Optional[str]],
                  where: str) -> Dict[str, Optional[str]]:
   """Fills in kinds not yet known (None) from this batch; known ones are kept."""
   out = dict(kinds)
@@ -72,7 +75,7 @@ def update_kinds(records: np.ndarray, features: Sequence[str], kinds: Dict[str, 
   return out
 
 
-def parse_columns(records: np.ndarray, kinds: Mapping[str, Optional[str]],
+def parse_columns(records: Records, kinds: Mapping[str, Optional[str]],
                   usage: Mapping[str, str], where: str) -> Dict[str, np.ndarray]:
   """One value per record for each feature in `usage`.
 
@@ -100,7 +103,7 @@ def parse_columns(records: np.ndarray, kinds: Mapping[str, Optional[str]],
   return out
 
 
-def _mismatch(records: np.ndarray, feature: str, kind: str) -> bool:
+def _mismatch(records: Records, feature: str, kind: str) -> bool:
   try:
     _parse(records, {feature: kind})
     return False
@@ -143,12 +146,15 @@ UsageFn = Callable[[str, Optional[str]], str]   # (feature, kind) -> NUMERIC or 
 
 @dataclasses.dataclass
 class ParsedBatch:
-  records: np.ndarray                    # the serialized examples, as read
+  records: Records                       # the serialized examples, as read
   columns: Dict[str, np.ndarray]         # see parse_columns
   kinds: Dict[str, Optional[str]]        # tf.Example kind of each feature seen so far
 
+  def __len__(self) -> int:
+    return len(self.records)
 
-def parse_batches(batches: Iterable[np.ndarray], features: Sequence[str], usage: UsageFn,
+
+def parse_batches(batches: Iterable[Records], features: Sequence[str], usage: UsageFn,
                   where: str) -> Iterator[ParsedBatch]:
   """Parses record batches in the caller's thread (kinds learnt as features appear)."""
   kinds: Dict[str, Optional[str]] = {f: None for f in features}
@@ -159,41 +165,15 @@ def parse_batches(batches: Iterable[np.ndarray], features: Sequence[str], usage:
 
 
 def read_parsed(path: str, features: Sequence[str], usage: UsageFn, where: str,
-                batch_size: int = BATCH_SIZE) -> Iterator[ParsedBatch]:
-  """Streams one shard as ParsedBatches, parsing inside tf.data so it overlaps the caller.
+                batch_size: Optional[int] = None) -> Iterator[ParsedBatch]:
+  """Streams one shard as ParsedBatches (records as tfrecord.RecordBatch).
 
-  Kinds come from the first batch; a feature absent from it is parsed in the caller's thread
-  once it appears. Memory: a few batches in flight, whatever the shard size.
+  Reading (gunzip, framing) runs a couple of batches ahead in a thread while the caller parses
+  and uses the previous one. Kinds come from the first batch holding each feature. Memory: a
+  few batches in flight, whatever the shard size.
   """
-  first = next(iter(_dataset(path, batch_size).take(1).as_numpy_iterator()), None)
-  if first is None:
-    return
-  kinds = update_kinds(first, features, {f: None for f in features}, where)
-  spec = {f: tf.io.VarLenFeature(_DTYPES[k]) for f, k in kinds.items() if k is not None}
-
-  def parse(batch):
-    parsed = tf.io.parse_example(batch, spec) if spec else {}
-    return batch, {f: (sp.indices[:, 0], sp.values) for f, sp in parsed.items()}
-
-  it = (_dataset(path, batch_size).map(parse, num_parallel_calls=2, deterministic=True)
-        .prefetch(2).as_numpy_iterator())
-  while True:
-    try:
-      records, parsed = next(it)
-    except StopIteration:
-      return
-    except tf.errors.InvalidArgumentError as e:
-      raise GroupingError(f"a grouping feature changes type within {where}: "
-                          f"{str(e).splitlines()[0]}") from None
-    n = len(records)
-    late = [f for f in features if f not in parsed]
-    if late:
-      kinds = update_kinds(records, late, kinds, where)
-    cols = parse_columns(records, {f: kinds[f] for f in late},
-                         {f: usage(f, kinds[f]) for f in late}, where) if late else {}
-    for f, (rows, values) in parsed.items():
-      cols[f] = _to_column(f, kinds[f], usage(f, kinds[f]), rows, values, n, where)
-    yield ParsedBatch(records, {f: cols[f] for f in features}, dict(kinds))
+  batches = tfrecord.read(path, batch_size or tfrecord.BATCH_SIZE)
+  return parse_batches(tfrecord.prefetch(batches), features, usage, where)
 
 
 def annotation_suffixes(num_groups: int, feature_name: str) -> List[bytes]:
@@ -220,7 +200,7 @@ def _key_marker(feature_name: str) -> bytes:
   return b"\x0a" + bytes(varint) + key
 
 
-def annotate(records: np.ndarray, ids: np.ndarray, suffixes: Sequence[bytes],
+def annotate(records: Sequence[bytes], ids: np.ndarray, suffixes: Sequence[bytes],
              feature_name: str) -> List[bytes]:
   """Records with the group id feature set (see the module docstring)."""
   marker = _key_marker(feature_name)
@@ -230,6 +210,16 @@ def annotate(records: np.ndarray, ids: np.ndarray, suffixes: Sequence[bytes],
   return [r + suffixes[g] for r, g in zip(records, ids.tolist())]
 
 
+def annotated_framed(records: Records, ids: np.ndarray, suffixes: Sequence[bytes],
+                     feature_name: str) -> bytes:
+  """The batch annotated as `annotate` does, as framed TFRecord bytes for ShardWriter."""
+  if isinstance(records, tfrecord.RecordBatch):
+    if not records.find(_key_marker(feature_name)):
+      return tfrecord.frame_appended(records, ids, suffixes)
+    records = records.tolist()
+  return tfrecord.frame(annotate(records, ids, suffixes, feature_name))
+
+
 def with_group_id(record: bytes, group_id: int, feature_name: str) -> bytes:
   """One record with the group id added (reference implementation, parses the record)."""
   ex = tf.train.Example.FromString(record)
@@ -237,25 +227,6 @@ def with_group_id(record: bytes, group_id: int, feature_name: str) -> bytes:
   return ex.SerializeToString()
 
 
-class ShardWriter:
+class ShardWriter(tfrecord.Writer):
   """Writes one output shard to a temporary path and moves it into place on close, so a retried
-  or failed worker never leaves a partial file where readers look."""
-
-  def __init__(self, final_path: str, tmp_dir: str):
-    self.final_path = final_path
-    tf.io.gfile.makedirs(tmp_dir)
-    self._tmp = os.path.join(tmp_dir, f"{os.getpid()}-{id(self)}-{os.path.basename(final_path)}")
-    options = tf.io.TFRecordOptions(compression_type=compression_of(final_path),
-                                    compression_level=GZIP_LEVEL
-                                    if compression_of(final_path) else None)
-    self._writer = tf.io.TFRecordWriter(self._tmp, options)
-
-  def write(self, records: Sequence[bytes]) -> None:
-    w = self._writer.write
-    for r in records:
-      w(r)
-
-  def close(self) -> None:
-    self._writer.close()
-    tf.io.gfile.makedirs(os.path.dirname(self.final_path))
-    tf.io.gfile.rename(self._tmp, self.final_path, overwrite=True)
+  or failed worker never leaves a partial file where readers look (see tfrecord.Writer)."""

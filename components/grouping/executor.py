@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 from tfx.components.util import examples_utils
@@ -78,18 +78,24 @@ class Executor(base_beam_executor.BaseBeamExecutor):
              len(files[TRAIN_SPLIT]), cfg["features"], cfg["mode"], cfg["sample_size"])
     clock = _Stopwatch()
     scan_path = os.path.join(tmp, "scan.pkl")
-    with self._make_beam_pipeline() as p:
-      beam_passes.run_scan(p, files[TRAIN_SPLIT], cfg, scan_path)
-    result = beam_passes.read_pickle(scan_path)
-    clock.lap("scan")
-    g = fit_train.fit(result, cfg)
-    clock.lap("fit")
-    log.info("grouping: %s with %d groups fitted on %d of %d train rows", g.mode, g.num_groups,
-             g.fit_rows, result.rows)
+    cache_dir = os.path.join(tmp, "train_columns")   # the scan's columns, for annotate
+    try:
+      with self._make_beam_pipeline() as p:
+        beam_passes.run_scan(p, files[TRAIN_SPLIT], cfg, scan_path, cache_dir)
+      result = beam_passes.read_pickle(scan_path)
+      clock.lap("scan")
+      g = fit_train.fit(result, cfg)
+      clock.lap("fit")
+      log.info("grouping: %s with %d groups fitted on %d of %d train rows", g.mode,
+               g.num_groups, g.fit_rows, result.rows)
 
-    annotated.split_names = artifact_utils.encode_split_names(splits)
-    examples_utils.set_payload_format(annotated, payload)
-    stats = self._annotate(splits, files, annotated, g, cfg["group_feature"], tmp)
+      report.preload()   # the report's imports overlap the annotate pass
+      annotated.split_names = artifact_utils.encode_split_names(splits)
+      examples_utils.set_payload_format(annotated, payload)
+      stats = self._annotate(splits, files, annotated, g, cfg["group_feature"], tmp, cache_dir)
+    finally:
+      if tf.io.gfile.exists(cache_dir):
+        tf.io.gfile.rmtree(cache_dir)
     clock.lap("annotate")
 
     summary = summary_lib.build(g, result, stats, cfg)
@@ -105,8 +111,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       log.warning("grouping: %s", w)
     log.info("grouping: report written to %s", html)
 
-  def _annotate(self, splits, files, annotated, g, feature_name, tmp) -> Dict[str, Dict]:
-    shards: List[Tuple[str, str, str]] = []
+  def _annotate(self, splits, files, annotated, g, feature_name, tmp,
+                cache_dir) -> Dict[str, Dict]:
+    shards: List[Tuple[str, str, str, Optional[str]]] = []
     for split in splits:
       out_dir = artifact_utils.get_split_uri([annotated], split)
       tf.io.gfile.makedirs(out_dir)
@@ -114,7 +121,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         log.warning("grouping: split %s has no files; writing an empty shard", split)
         example_io.ShardWriter(os.path.join(out_dir, EMPTY_SHARD), tmp).close()
       for path in files[split]:
-        shards.append((split, path, os.path.join(out_dir, os.path.basename(path))))
+        shards.append((split, path, os.path.join(out_dir, os.path.basename(path)),
+                       cache_dir if split == TRAIN_SPLIT else None))
     stats_path = os.path.join(tmp, "annotate_stats.pkl")
     with self._make_beam_pipeline() as p:
       beam_passes.run_annotate(p, shards, store.to_json_dict(g), feature_name,

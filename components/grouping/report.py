@@ -11,6 +11,7 @@ import base64
 import html
 import io
 import os
+import threading
 from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
@@ -52,10 +53,23 @@ def map_axes(g: fitting.Grouping, sample: Mapping[str, np.ndarray]):
           f"PC2 ({100 * var[1]:.0f}% of variance)", "groups, principal components", rows)
 
 
-def plot(g: fitting.Grouping, summary: Dict[str, Any], sample: Mapping[str, np.ndarray]) -> bytes:
+def _import_pyplot():
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
+def preload() -> threading.Thread:
+  """Starts importing matplotlib (about a second of CPU) in a thread, so it overlaps other work
+  instead of opening the report stage; plot() waits for it through the import lock."""
+  thread = threading.Thread(target=_import_pyplot, name="grouping-report-preload", daemon=True)
+  thread.start()
+  return thread
+
+
+def plot(g: fitting.Grouping, summary: Dict[str, Any], sample: Mapping[str, np.ndarray]) -> bytes:
+  plt = _import_pyplot()
 
   fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
   _sizes(axes[0], g, summary)

@@ -82,7 +82,7 @@ def test_shard_writer_moves_a_complete_file_into_place(tmp_path):
 
 
 def test_streamed_parsing_matches_in_process_parsing(tmp_path):
-  """read_parsed (tf.data threads) gives the same columns as parse_batches, including a feature
+  """read_parsed (a prefetch thread) gives the same columns as parse_batches, including a feature
   that first appears after the first batch and missing values."""
   rows = [{"x": float(i), "n": i, "s": f"c{i % 3}"} for i in range(50)]
   for r in rows[::7]:

@@ -1,12 +1,14 @@
 """The real grouping executor (Beam passes, artifact files) on small hand-written shards:
 a-priori groups, determinism, categorical policies and the bad inputs of the issue."""
+import glob
 import json
 import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from components.grouping import fitting, standalone, store
+from components.grouping import column_cache, example_io, fitting, standalone, store, tfrecord
 from components.grouping.fitting import GroupingError
 from tests.grouping import helpers as h
 
@@ -115,3 +117,40 @@ def test_fewer_distinct_points_than_k_is_an_error(tmp_path):
   train = [{"lon": float(i % 3), "lat": 1.0} for i in range(60)]
   with pytest.raises(GroupingError, match=r"k=4 but the train data has only 3 distinct"):
     _run(tmp_path, _data(tmp_path, train, train[:5]), **KMEANS)
+
+
+def test_every_row_is_its_input_record_plus_the_group_id(tmp_path, monkeypatch):
+  """Train rows are annotated from the scan's column cache (numeric features) plus a parse of
+  the rest (one-hot 'zone'); eval rows from a parse. Both must equal the input record followed
+  by the group id of fitting.assign, in input order, and the cache must be gone afterwards."""
+  monkeypatch.setattr(tfrecord, "BATCH_SIZE", 64)
+  cached = []
+  take = column_cache.Reader.take
+  monkeypatch.setattr(column_cache.Reader, "take",
+                      lambda self, n: cached.append(tuple(self.features)) or take(self, n))
+  train, evals = _rows(1500), _rows(300, seed=1)
+  for r in train[:700]:                       # 'lat' first appears after a whole batch
+    del r["lat"]
+  root = _data(tmp_path, train, evals, shards=3)
+  uri, annotated = _run(tmp_path, root, features=["lon", "lat", "zone"], mode="kmeans",
+                        k_values=[3], categorical="onehot", seed=2)
+  g = store.load(uri)
+  suffixes = example_io.annotation_suffixes(g.num_groups, "group_id")
+  for split, rows, shards in (("train", train, 3), ("eval", evals, 1)):
+    order = [i for s in range(shards) for i in range(s, len(rows), shards)]   # write_split
+    cols = {f: np.array([rows[i].get(f, np.nan) for i in order], dtype=float)
+            for f in ("lon", "lat")}
+    cols["zone"] = np.array([rows[i]["zone"] for i in order], dtype=object)
+    ids = fitting.assign(g, cols)
+    inputs = [r for p in sorted(glob.glob(os.path.join(root, f"Split-{split}", "*")))
+              for r in tf_records(p)]
+    outputs = [r for p in sorted(glob.glob(os.path.join(annotated, f"Split-{split}", "*")))
+               for r in tf_records(p)]
+    assert outputs == [r + suffixes[i] for r, i in zip(inputs, ids.tolist())]
+  assert store.load_summary(uri)["missing"]["train"]["lat"] == 700
+  assert set(cached) == {("lon", "lat")} and len(cached) == 3 * -(-500 // 64)
+  assert not glob.glob(str(tmp_path / "out" / "tmp" / "**" / "train_columns"), recursive=True)
+
+
+def tf_records(path):
+  return [r.numpy() for r in tf.data.TFRecordDataset([path], "GZIP")]
