@@ -35,6 +35,7 @@ from serving.server.model_manager import scan_versions
 from serving import testing_model
 
 RESULTS = os.path.join(REPO_ROOT, "bench", "results", "serving.md")
+TIGHT_BLOCKS = 5  # back-to-back context: blocks per path, the paths alternating block by block
 
 
 def pick_model(config_path: str) -> Tuple[str, str, str, List[Dict[str, object]]]:
@@ -149,7 +150,7 @@ def run(cases: List[Case], n1: int, n100: int, seed: int = 0) -> None:
 
 
 def tight_loop_p50s(calls: Dict[str, Callable[[], np.ndarray]], n: int,
-                    blocks: int = 5) -> Dict[str, float]:
+                    blocks: int = TIGHT_BLOCKS) -> Dict[str, float]:
   """p50 per path of back-to-back calls (blocks of n/blocks, the paths alternating block by
   block): the best case, with TF's threads and the CPU caches kept hot by the previous call
   (a server between requests, or an app between calls, is not)."""
@@ -217,7 +218,7 @@ def main(argv=None) -> None:
       f"- requests per path: {args.n1} (1 row), {args.n100} (100 rows) after warm-up, the paths "
       "called in turn (random order each turn); REST uses the row (`instances`) format",
       f"- goal gRPC 1-row p50 <= 2x in-process (serving_default): {verdict}",
-      f"- context: back to back ({args.n1} calls per path in blocks of {args.n1 // 5}) the 1-row "
+      f"- context: back to back ({args.n1} calls per path in blocks of {args.n1 // TIGHT_BLOCKS}) the 1-row "
       f"serving_default p50 is {hot['in-process'] * 1e3:.2f} ms in-process and "
       f"{hot['gRPC'] * 1e3:.2f} ms over gRPC ({hot['gRPC'] / hot['in-process']:.2f}x): the "
       "in-process call gains more from hot caches than a request that crosses processes",
