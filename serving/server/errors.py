@@ -67,12 +67,13 @@ def from_tf_error(e: Exception, where: str) -> ServingError:
   """A tf.errors.OpError raised while running a signature (e.g. unparsable tf.Example).
 
   TF wraps the op's message in "Graph execution error:", node and stack context; the op's own
-  message (the last line) is what names the problem.
+  message (the last line that is not node context like "[[{{node ParseExample}}]]") is what
+  names the problem.
   """
   code = _BY_NUMBER.get(getattr(e, "error_code", 2), grpc.StatusCode.UNKNOWN)
   text = _TF_NOISE.sub("", getattr(e, "message", None) or str(e))
   lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
   lines = [ln for ln in lines if not ln.startswith(
-      ("Graph execution error", "Detected at node", "<stack traces", "File \""))]
+      ("Graph execution error", "Detected at node", "<stack traces", "File \"", "[["))]
   message = lines[-1] if lines else text.strip()
   return ServingError(code, f"{where}: {message[:MAX_MESSAGE_CHARS]}")

@@ -6,9 +6,8 @@ signatures (read from the SavedModel, never from our model code), so the server 
 the Pusher exported, including `transform_features` or a future signature.
 
 Why a Session and not `tf.saved_model.load(...).signatures`: a 1-row request is dominated by
-per-call overhead, and the Session (a cached callable, ops run on the calling thread with
-`inter_op_threads=-1`) costs about half of an eager signature call once the process is idle
-between requests (measured in bench/results/serving.md).
+per-call overhead, and a cached Session callable (ops on the calling thread with
+`inter_op_threads=-1`) costs a quarter to a half of an eager signature call (serving/README.md).
 """
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, saved_model_pb2
 
 from serving.server.errors import from_tf_error, invalid, not_found
 
@@ -128,8 +127,12 @@ class Servable:
         if found is None:
           sd = self.signature_defs[signature]
           names = tuple(sorted(sd.inputs))
-          fn = self._session.make_callable([sd.outputs[k].name for k in outputs],
-                                           [sd.inputs[k].name for k in names])
+          # A CallableOptions callable feeds numpy arrays straight to TF_SessionRunCallable;
+          # Session.make_callable with feeds falls back to Session.run's Python feed and fetch
+          # handling, which costs as much as the model itself on a 1-row request.
+          fn = self._session._make_callable_from_options(  # pylint: disable=protected-access
+              config_pb2.CallableOptions(feed=[sd.inputs[k].name for k in names],
+                                         fetch=[sd.outputs[k].name for k in outputs]))
           found = self._callables[key] = (names, fn)
     return found
 
