@@ -71,6 +71,7 @@ class ModelConfig:
   attention_heads: int = 2
   delta_l2: float = 1e-3
   head_refit: bool = True
+  numeric_bins: int = 0          # > 1: piecewise-linear encoding of each numeric (piecewise.py)
   learning_rate: float = 3e-3
   batch_size: int = 64
   epochs: int = 40
@@ -285,6 +286,8 @@ def validate(cfg: PipelineConfig) -> None:
   _require(bool(m.trunk_units) and all(u > 0 for u in m.trunk_units), w,
            "model.trunk_units must be a non-empty list of positive ints")
   _require(m.batch_size > 0 and m.epochs > 0, w, "model: batch_size and epochs must be > 0")
+  _require(m.numeric_bins == 0 or 2 <= m.numeric_bins <= 64, w,
+           f"model.numeric_bins must be 0 (off) or 2..64, got {m.numeric_bins}")
   e = cfg.evaluation
   _require(e.overall_rmse_tolerance >= 0 and e.group_rmse_tolerance >= 0, w,
            "evaluation: tolerances must be >= 0")

@@ -65,7 +65,8 @@ def create_pipeline(
       group_feature=fk.GROUP_KEY, **grouping)
 
   features_config = dict(numeric_features=list(numeric_features),
-                         categorical_features=list(categorical_features), label=label)
+                         categorical_features=list(categorical_features), label=label,
+                         numeric_bins=int(model.get("numeric_bins") or 0))
   transform = GroupedTransform(
       examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
       grouping=grouping_component.outputs["grouping"], preprocessing_fn=PREPROCESSING_FN,

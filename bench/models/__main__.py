@@ -84,10 +84,14 @@ def main() -> None:
     described[e["name"]] = {"description": (
         f"`{e['config']}`: {len(ds.frame)} rows, label `{ds.cfg.dataset.label}`, groups "
         f"{grouping}; {len(ds.cfg.dataset.numeric_features)} numeric + "
-        f"{len(ds.cfg.dataset.categorical_features)} categorical features.")}
+        f"{len(ds.cfg.dataset.categorical_features)} categorical features"
+        + (f"; numerics also piecewise-linear encoded ({ds.cfg.model.numeric_bins} quantile "
+           "bins, `model.numeric_bins`)" if ds.cfg.model.numeric_bins else "") + ".")}
     log.info("%s done in %.0fs", e["name"], time.perf_counter() - t0)
     write(args.out_dir, results, speed_results, meta)     # partial results survive a stop
 
+  meta["run_seconds"] = round(time.perf_counter() - t_start)
+  write(args.out_dir, results, speed_results, meta)
   log.info("wrote %s/models.{md,png,json} in %.0fs", args.out_dir, time.perf_counter() - t_start)
 
 

@@ -85,4 +85,9 @@ def run(ds: BenchDataset, bench: Dict[str, Any], methods: List[str]) -> Dict[str
           worst_min_test_rows=int(bench["worst_group_min_test_rows"]),
           small_max_train_rows=int(bench["small_group_max_train_rows"])))
       log.info("  %-15s rmse %.4f  (%.1fs)", m, metrics.rmse(scores[m][-1].sq_err), secs)
-  return {m: metrics.summarise(f) for m, f in scores.items()}
+  out = {m: metrics.summarise(f) for m, f in scores.items()}
+  if "multihead" in scores:  # multihead minus each rival, same rows: the goals' noise level
+    for m in scores:
+      if m != "multihead":
+        out[m]["multihead_minus"] = metrics.paired_vs(scores[m], scores["multihead"])
+  return out

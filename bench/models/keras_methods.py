@@ -27,11 +27,12 @@ def model_inputs(cfg: PipelineConfig, s: FoldSplit) -> model_lib.ModelInputs:
       numeric=list(d.numeric_features),
       categorical=dict(zip(d.categorical_features, s.vocab_sizes)),
       num_groups=s.num_groups, label_mean=float(np.mean(s.inner.y)),
-      label_std=float(max(np.std(s.inner.y), 1e-6)))
+      label_std=float(max(np.std(s.inner.y), 1e-6)),
+      numeric_bins=trainer.numeric_bins({"numeric_bins": cfg.model.numeric_bins}))
 
 
 def as_inputs(features: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-  return {k: np.asarray(v).reshape(-1, 1) for k, v in features.items()}
+  return {k: np.asarray(v).reshape(len(v), -1) for k, v in features.items()}
 
 
 def fit_predict(cfg: PipelineConfig, variant: str, s: FoldSplit,
@@ -39,6 +40,9 @@ def fit_predict(cfg: PipelineConfig, variant: str, s: FoldSplit,
   """Trains `variant` with early stopping on the validation rows; predicts the test rows.
   `overrides` replace fields of the config's model section (e.g. epochs for the benchmark)."""
   tf.keras.backend.clear_session()
+  if "numeric_bins" in (overrides or {}):
+    raise ValueError("model.numeric_bins changes the features (bench/models/prep.py): set it in "
+                     "the dataset's config or its `overrides`, not in model_overrides")
   m = dataclasses.replace(cfg.model, **(overrides or {}))
   cfg = dataclasses.replace(cfg, model=m)
   hp = hparams(cfg, variant, seed=m.seed + s.seed)

@@ -37,6 +37,29 @@ def score_fold(y: np.ndarray, pred: np.ndarray, test_groups: np.ndarray,
                    fit_seconds=fit_seconds)
 
 
+def paired_rmse_diff_ci(sq_a: np.ndarray, sq_b: np.ndarray, reps: int = 1000, seed: int = 0,
+                        level: float = 0.95) -> List[float]:
+  """Bootstrap CI of RMSE(a) - RMSE(b) over the same test rows (resampled together, so the
+  rows' shared difficulty cancels): a goal's margin next to the noise of the rows it rests on."""
+  sq_a, sq_b = np.asarray(sq_a, np.float64), np.asarray(sq_b, np.float64)
+  if len(sq_a) != len(sq_b):
+    raise ValueError(f"paired rows differ: {len(sq_a)} vs {len(sq_b)}")
+  if len(sq_a) == 0:
+    return [float("nan"), float("nan")]
+  idx = np.random.default_rng(seed).integers(0, len(sq_a), (reps, len(sq_a)))
+  diff = np.sqrt(sq_a[idx].mean(axis=1)) - np.sqrt(sq_b[idx].mean(axis=1))
+  tail = 100 * (1 - level) / 2
+  return [float(np.percentile(diff, tail)), float(np.percentile(diff, 100 - tail))]
+
+
+def paired_vs(folds: List[FoldScore], base: List[FoldScore]) -> Dict[str, List[float]]:
+  """CIs of RMSE(base) - RMSE(folds) overall and on small-group rows (negative: base better)."""
+  cat = lambda fs, attr: np.concatenate([getattr(f, attr) for f in fs])
+  return {"diff_ci": paired_rmse_diff_ci(cat(base, "sq_err"), cat(folds, "sq_err")),
+          "small_diff_ci": paired_rmse_diff_ci(cat(base, "small_sq_err"),
+                                               cat(folds, "small_sq_err"))}
+
+
 def summarise(folds: List[FoldScore]) -> Dict[str, float]:
   """Overall RMSE over all out-of-fold rows (+ fold spread); group RMSE quantiles over every
   (fold, group) pair; worst group = mean over folds of each fold's worst group."""

@@ -1,6 +1,7 @@
 """Fold-wise features in NumPy, the way preprocessing_fn computes them in the Transform graph.
 
-Fitted on the training fold only: z-scored numerics (missing -> train mean -> 0), vocabulary
+Fitted on the training fold only: z-scored numerics (missing -> train mean -> 0) and, with
+model.numeric_bins, their piecewise-linear encodings (exact quantile edges), vocabulary
 indices for categoricals (most frequent first, unseen -> the OOV index), group ids from
 components.grouping.fitting. Keras inputs are keyed like models/grouped_regression/features.py.
 """
@@ -14,6 +15,7 @@ import pandas as pd
 
 from components.grouping import fitting
 from models.grouped_regression import features as fk
+from models.grouped_regression import piecewise, trainer
 from pipeline.config import PipelineConfig
 
 
@@ -38,6 +40,7 @@ class FoldTransform:
   """Everything fitted on the training fold."""
   mean: np.ndarray
   std: np.ndarray
+  edges: List[np.ndarray]            # per numeric: piecewise-linear edges (model.numeric_bins)
   vocabularies: List[List[str]]
   grouping: fitting.Grouping
 
@@ -76,7 +79,9 @@ def fit(cfg: PipelineConfig, train: pd.DataFrame) -> FoldTransform:
         silhouette_sample=g.silhouette_sample)
   else:
     grouping = fitting.fit_apriori(_strings(train, g.column), g.column, min_count=g.min_count)
-  return FoldTransform(mean=mean, std=std, vocabularies=vocabs, grouping=grouping)
+  bins = trainer.numeric_bins({"numeric_bins": cfg.model.numeric_bins})
+  edges = [piecewise.edges_numpy(x[:, j], bins) for j in range(x.shape[1])] if bins else []
+  return FoldTransform(mean=mean, std=std, edges=edges, vocabularies=vocabs, grouping=grouping)
 
 
 def apply(cfg: PipelineConfig, t: FoldTransform, frame: pd.DataFrame) -> FoldData:
@@ -92,6 +97,9 @@ def apply(cfg: PipelineConfig, t: FoldTransform, frame: pd.DataFrame) -> FoldDat
   else:
     groups = fitting.assign(t.grouping, {g.column: _strings(frame, g.column)})
   keras = {fk.numeric_key(n): z[:, j].astype(np.float32) for j, n in enumerate(d.numeric_features)}
+  for j, (n, e) in enumerate(zip(d.numeric_features, t.edges)):
+    imputed = np.where(np.isnan(raw[:, j]), t.mean[j], raw[:, j])
+    keras[fk.piecewise_key(n)] = piecewise.encode_numpy(imputed, e)
   keras.update({fk.categorical_key(n): cats[:, j] for j, n in enumerate(d.categorical_features)})
   keras[fk.GROUP_KEY] = groups.astype(np.int64)
   y = pd.to_numeric(frame[d.label]).to_numpy(np.float64)

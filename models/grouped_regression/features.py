@@ -12,6 +12,11 @@ def numeric_key(name: str) -> str:
   return f"{name}_z"
 
 
+def piecewise_key(name: str) -> str:
+  """[numeric_bins] piecewise-linear encoding of a numeric feature (model.numeric_bins > 1)."""
+  return f"{name}_ple"
+
+
 def categorical_key(name: str) -> str:
   return f"{name}_idx"
 

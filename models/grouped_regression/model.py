@@ -35,12 +35,14 @@ VARIANTS = ("multihead", "embedding", "attention", "global")
 
 @dataclasses.dataclass
 class ModelInputs:
-  """What the model sees: z-scored numerics, vocab-indexed categoricals, the group id."""
+  """What the model sees: z-scored numerics (and, with numeric_bins > 1, their piecewise-linear
+  encodings), vocab-indexed categoricals, the group id."""
   numeric: List[str]                     # raw names; input key fk.numeric_key(name)
   categorical: Dict[str, int]            # raw name -> vocabulary size incl. OOV bucket
   num_groups: int
   label_mean: float = 0.0
   label_std: float = 1.0
+  numeric_bins: int = 0                  # > 1: input fk.piecewise_key(name) of that width
 
 
 @dataclasses.dataclass
@@ -130,6 +132,10 @@ class GroupPrototypes(tf.keras.layers.Layer):
 def _inputs(spec: ModelInputs) -> Dict[str, tf.keras.Input]:
   inp = {fk.numeric_key(n): tf.keras.Input(shape=(1,), name=fk.numeric_key(n), dtype=tf.float32)
          for n in spec.numeric}
+  if spec.numeric_bins > 1:
+    inp.update({fk.piecewise_key(n): tf.keras.Input(shape=(spec.numeric_bins,),
+                                                    name=fk.piecewise_key(n), dtype=tf.float32)
+                for n in spec.numeric})
   inp.update({fk.categorical_key(n): tf.keras.Input(shape=(1,), name=fk.categorical_key(n),
                                                     dtype=tf.int64) for n in spec.categorical})
   inp[fk.GROUP_KEY] = tf.keras.Input(shape=(1,), name=fk.GROUP_KEY, dtype=tf.int64)
@@ -137,8 +143,11 @@ def _inputs(spec: ModelInputs) -> Dict[str, tf.keras.Input]:
 
 
 def _feature_vector(spec: ModelInputs, inp, hp: Hparams) -> tf.Tensor:
-  """[batch, F]: numerics as they are, each categorical through its own small embedding."""
+  """[batch, F]: numerics as they are (plus their piecewise-linear encodings), each categorical
+  through its own small embedding."""
   parts = [inp[fk.numeric_key(n)] for n in spec.numeric]
+  if spec.numeric_bins > 1:
+    parts += [inp[fk.piecewise_key(n)] for n in spec.numeric]
   for name, size in spec.categorical.items():
     dim = min(hp.embedding_dim, max(2, size // 2))
     emb = tf.keras.layers.Embedding(size, dim, name=f"emb_{name}")(inp[fk.categorical_key(name)])

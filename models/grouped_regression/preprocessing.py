@@ -13,6 +13,7 @@ import tensorflow_transform as tft
 
 from components.grouping import store, tf_assign
 from models.grouped_regression import features as fk
+from models.grouped_regression import piecewise
 
 
 def dense(x, default) -> tf.Tensor:
@@ -33,22 +34,34 @@ def _numeric(x) -> tf.Tensor:
   return dense(x, nan)
 
 
-def _model_numeric(x) -> tf.Tensor:
-  """z-scored float32 [batch]; an optional feature's missing values take the train mean (0)."""
-  if not isinstance(x, tf.SparseTensor):  # required feature: parsing guarantees a value
-    return tft.scale_to_z_score(_numeric(x))
+def _imputed(x) -> tf.Tensor:
+  """float32 [batch]; an optional feature's missing values take the train mean."""
   v = _numeric(x)
+  if not isinstance(x, tf.SparseTensor):  # required feature: parsing guarantees a value
+    return v
   missing = tf.math.is_nan(v)
-  return tf.where(missing, 0.0, tft.scale_to_z_score(tf.where(missing, tft.mean(
-      tf.boolean_mask(v, ~missing)), v)))
+  return tf.where(missing, tft.mean(tf.boolean_mask(v, ~missing)), v)
+
+
+def _model_numeric(x) -> tf.Tensor:
+  """z-scored float32 [batch]; an optional feature's missing values become 0 (the mean)."""
+  if not isinstance(x, tf.SparseTensor):
+    return tft.scale_to_z_score(_numeric(x))
+  missing = tf.math.is_nan(_numeric(x))
+  return tf.where(missing, 0.0, tft.scale_to_z_score(_imputed(x)))
 
 
 def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, Any]:
-  """custom_config: numeric_features, categorical_features, label, grouping_uri."""
+  """custom_config: numeric_features, categorical_features, label, grouping_uri and optionally
+  numeric_bins (> 1: each numeric also gets a piecewise-linear encoding of that width)."""
   grouping = store.load(custom_config["grouping_uri"])
+  bins = int(custom_config.get("numeric_bins") or 0)
   out = {}
   for name in custom_config["numeric_features"]:
     out[fk.numeric_key(name)] = _model_numeric(inputs[name])
+    if bins > 1:
+      v = _imputed(inputs[name])
+      out[fk.piecewise_key(name)] = piecewise.encode_tf(v, piecewise.edges_tft(v, bins))
   for name in custom_config["categorical_features"]:
     s = dense(inputs[name], "")
     out[fk.categorical_key(name)] = tft.compute_and_apply_vocabulary(

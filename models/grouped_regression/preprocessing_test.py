@@ -12,6 +12,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils  # n
 
 from components.grouping import fitting, store  # noqa: E402
 from models.grouped_regression import features as fk  # noqa: E402
+from models.grouped_regression import piecewise  # noqa: E402
 from models.grouped_regression.preprocessing import preprocessing_fn  # noqa: E402
 
 NUMERIC = ["area", "lon", "lat"]
@@ -26,14 +27,14 @@ def _rows(n=60, seed=0):
           for h in hoods]
 
 
-def _transform(rows, grouping, tmp_path):
+def _transform(rows, grouping, tmp_path, numeric_bins=0):
   uri = str(tmp_path / "grouping")
   store.save(grouping, uri)
   spec = {f: tf.io.FixedLenFeature([], tf.float32) for f in NUMERIC + ["y"]}
   spec["hood"] = tf.io.FixedLenFeature([], tf.string)
   metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
   cfg = dict(numeric_features=NUMERIC, categorical_features=CATEGORICAL, label="y",
-             grouping_uri=uri)
+             grouping_uri=uri, numeric_bins=numeric_bins)
   with tft_beam.Context(temp_dir=str(tmp_path / "tft"), force_tf_compat_v1=False):
     (out, _), _ = ((rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
         functools.partial(preprocessing_fn, custom_config=cfg), output_record_batches=False))
@@ -81,3 +82,23 @@ def test_missing_grouping_value_is_imputed_like_numpy(tmp_path, missing):
   out = _transform(rows, g, tmp_path)
   cols = _columns(rows, ["lon", "lat"])
   assert out[0][fk.GROUP_KEY] == fitting.assign(g, cols)[0]
+
+
+def test_piecewise_encoding_from_tft_quantiles(tmp_path):
+  """numeric_bins: every numeric gets [bins] ramps over train quantile bins, matching the NumPy
+  twin (exact quantiles) up to tft.quantiles' rank error, and no encoding without it."""
+  rows = _rows(n=400)
+  cols = _columns(rows, ["lon", "lat"])
+  g = fitting.fit_kmeans(fitting.as_float_matrix(cols, ["lon", "lat"]), ["lon", "lat"], [2])
+  out = _transform(rows, g, tmp_path, numeric_bins=8)
+  area = np.array([r["area"] for r in rows])
+  ple = np.stack([r[fk.piecewise_key("area")] for r in out])
+  assert ple.shape == (400, 8) and ple.min() >= 0 and ple.max() <= 1
+  # ramps fill left to right: a row is 1 in every bin below its own, 0 in every bin above
+  assert np.all(np.diff(ple, axis=1) <= 1e-6)
+  # each bin holds ~1/8 of the rows (its ramp strictly between 0 and 1)
+  inside = ((ple > 0) & (ple < 1)).sum(axis=0)
+  assert np.all(np.abs(inside - 50) <= 12), inside
+  expected = piecewise.encode_numpy(area, piecewise.edges_numpy(area, 8))
+  assert np.abs(ple - expected).mean() < 0.02
+  assert fk.piecewise_key("area") not in _transform(rows, g, tmp_path / "off")[0]

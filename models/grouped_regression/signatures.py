@@ -36,7 +36,9 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
   def predict(raw: Dict[str, tf.Tensor]):
     transformed = model.tft_layer(raw)
     transformed.pop(fk.LABEL_KEY, None)
-    inputs = {k: tf.reshape(v, [-1, 1]) for k, v in transformed.items()}
+    # scalars are [batch] -> [batch, 1]; vector features (piecewise encodings) keep their width
+    inputs = {k: v if v.shape.rank == 2 else tf.reshape(v, [-1, 1])
+              for k, v in transformed.items()}
     return {fk.PREDICTION_KEY: model(inputs),
             fk.GROUP_OUTPUT_KEY: tf.reshape(tf.cast(transformed[fk.GROUP_KEY], tf.int64), [-1, 1])}
 

@@ -50,20 +50,27 @@ def label_stats(dataset: tf.data.Dataset, max_rows: int = _LABEL_STATS_MAX_ROWS
   return float(mean), float(max(np.sqrt(max(ss / n - mean ** 2, 0.0)), 1e-6))
 
 
+def numeric_bins(cfg: Dict) -> int:
+  """Width of each numeric feature's piecewise-linear encoding (0: none); set in model config."""
+  bins = int(cfg.get("numeric_bins", 0) or 0)
+  return bins if bins > 1 else 0
+
+
 def model_inputs(cfg: Dict, tf_transform_output: tft.TFTransformOutput, num_groups: int,
                  label_mean: float, label_std: float) -> model_lib.ModelInputs:
   cats = {n: tf_transform_output.vocabulary_size_by_name(fk.vocab_name(n)) + 1
           for n in cfg["categorical_features"]}
   return model_lib.ModelInputs(numeric=list(cfg["numeric_features"]), categorical=cats,
                                num_groups=num_groups, label_mean=label_mean,
-                               label_std=label_std)
+                               label_std=label_std, numeric_bins=numeric_bins(cfg))
 
 
 def dataset_from_arrays(features: Dict[str, np.ndarray], labels: np.ndarray, batch_size: int,
                         shuffle: bool = True, seed: int = 0) -> tf.data.Dataset:
   """(features, label) batches from in-memory arrays keyed like features.py: the same element
-  structure input_fn yields ([batch, 1] per feature, [batch, 1] label), for tests and benchmarks."""
-  cols = {k: tf.constant(np.asarray(v).reshape(-1, 1)) for k, v in features.items()}
+  structure input_fn yields ([batch, width] per feature, [batch, 1] label), for tests and
+  benchmarks."""
+  cols = {k: tf.constant(np.asarray(v).reshape(len(labels), -1)) for k, v in features.items()}
   y = tf.constant(np.asarray(labels, np.float32).reshape(-1, 1))
   ds = tf.data.Dataset.range(int(y.shape[0]))
   if shuffle:

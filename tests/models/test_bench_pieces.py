@@ -50,3 +50,17 @@ def test_metrics_worst_and_small_group():
   with pytest.raises(ValueError, match="non-finite"):
     metrics.score_fold(y, np.r_[pred[:-1], np.nan], test_g, train_g, 1.0,
                        worst_min_test_rows=10, small_max_train_rows=10)
+
+
+def test_paired_rmse_difference_ci():
+  rng = np.random.default_rng(0)
+  base = rng.normal(size=2000) ** 2
+  assert metrics.paired_rmse_diff_ci(base, base) == [0.0, 0.0]
+  lo, hi = metrics.paired_rmse_diff_ci(0.5 * base, base)          # a clearly better method
+  assert hi < 0 and lo < hi
+  noisy = base * rng.uniform(0.9, 1.1, base.size)                 # same quality, row noise
+  lo, hi = metrics.paired_rmse_diff_ci(noisy, base)
+  assert lo < 0 < hi
+  assert all(np.isnan(metrics.paired_rmse_diff_ci([], [])))
+  with pytest.raises(ValueError, match="paired rows differ"):
+    metrics.paired_rmse_diff_ci(base[:3], base[:4])

@@ -4,6 +4,7 @@ assigns the group itself."""
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
 from tensorflow_transform.tf_metadata import schema_utils
 from tfx import v1 as tfx
 
@@ -26,8 +27,29 @@ def _serving_examples(sample):
   return rows, [transform_sample.to_example(r, spec) for r in rows]
 
 
+@pytest.fixture(scope="module")
+def sample_ple(tmp_path_factory):
+  return transform_sample.build(str(tmp_path_factory.mktemp("tft_ple")), rows=300,
+                                numeric_bins=6)
+
+
 @pytest.mark.parametrize("variant", model_lib.VARIANTS)
 def test_run_fn_exports_a_model_that_serves_raw_examples(sample, tmp_path, variant):
+  _check_run_fn_export(sample, tmp_path, variant)
+
+
+def test_piecewise_encoded_model_exports_and_serves(sample_ple, tmp_path):
+  """model.numeric_bins: Transform emits [bins] encodings, run_fn feeds them to the model, and
+  the exported signatures compute them from raw requests."""
+  spec = tft.TFTransformOutput(sample_ple.transform_output).transformed_feature_spec()
+  for name in sample_ple.cfg.dataset.numeric_features:
+    assert spec[fk.piecewise_key(name)].shape == [6], name
+  model = _check_run_fn_export(sample_ple, tmp_path, "multihead")
+  assert {fk.piecewise_key(n) for n in sample_ple.cfg.dataset.numeric_features} <= set(
+      model.signatures["transform_features"].structured_outputs)
+
+
+def _check_run_fn_export(sample, tmp_path, variant):
   fn_args = tfx.components.FnArgs(
       train_files=sample.train_files, eval_files=sample.eval_files,
       transform_output=sample.transform_output, data_accessor=sample.data_accessor(),
@@ -63,3 +85,4 @@ def test_run_fn_exports_a_model_that_serves_raw_examples(sample, tmp_path, varia
   raw_out = raw(**{k: tf.constant([r[k] for r in rows], dtype=s.dtype)
                    for k, s in specs.items()})
   np.testing.assert_allclose(raw_out[fk.PREDICTION_KEY].numpy(), pred, rtol=1e-5, atol=1e-5)
+  return loaded

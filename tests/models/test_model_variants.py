@@ -65,3 +65,19 @@ def test_output_is_in_label_units():
   for v in model.trainable_variables:
     v.assign(tf.zeros_like(v))
   np.testing.assert_allclose(model(_batch()).numpy(), SPEC.label_mean, rtol=1e-6)
+
+
+@pytest.mark.parametrize("variant", model_lib.VARIANTS)
+def test_piecewise_inputs_reach_the_model(variant):
+  """numeric_bins: each numeric's [bins] encoding is an input, and the output depends on it."""
+  spec = model_lib.ModelInputs(numeric=["a", "b"], categorical={"c": 4}, num_groups=5,
+                               label_mean=10.0, label_std=3.0, numeric_bins=6)
+  model = model_lib.build_model(spec, model_lib.Hparams(variant=variant, trunk_units=(8, 4)))
+  assert {fk.piecewise_key("a"), fk.piecewise_key("b")} <= set(model.input_names)
+  rng = np.random.default_rng(2)
+  x = dict(_batch(), **{fk.piecewise_key(n): rng.uniform(size=(32, 6)).astype(np.float32)
+                        for n in ("a", "b")})
+  pred = model(x).numpy()
+  assert pred.shape == (32, 1) and np.all(np.isfinite(pred))
+  moved = dict(x, **{fk.piecewise_key("a"): 1.0 - x[fk.piecewise_key("a")]})
+  assert np.abs(model(moved).numpy() - pred).max() > 1e-4

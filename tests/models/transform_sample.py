@@ -40,12 +40,14 @@ class TransformSample:
   transform_output: str
   train_files: List[str]
   eval_files: List[str]
+  numeric_bins: int = 0
 
   def custom_config(self, **model) -> Dict:
     d = self.cfg.dataset
     return {"numeric_features": list(d.numeric_features),
             "categorical_features": list(d.categorical_features), "label": d.label,
-            "grouping_uri": self.grouping_uri, "model": {**vars(self.cfg.model), **model}}
+            "grouping_uri": self.grouping_uri, "numeric_bins": self.numeric_bins,
+            "model": {**vars(self.cfg.model), "numeric_bins": self.numeric_bins, **model}}
 
   def data_accessor(self) -> tfx.components.DataAccessor:
     def factory(file_pattern, options, schema):
@@ -80,7 +82,8 @@ def _instance(row: Dict, feature_spec: Dict) -> Dict:
   return out
 
 
-def build(tmp_dir: str, rows: int = 300, train_share: float = 0.8) -> TransformSample:
+def build(tmp_dir: str, rows: int = 300, train_share: float = 0.8,
+          numeric_bins: int = 0) -> TransformSample:
   cfg = load_config("configs/ames.yaml", overrides={"dataset.sample_rows": rows})
   frame = prepare.build_frame(cfg, prepare.load_source(cfg.dataset.source))
   n_train = int(train_share * len(frame))
@@ -102,7 +105,8 @@ def build(tmp_dir: str, rows: int = 300, train_share: float = 0.8) -> TransformS
   evals = [_instance(r, feature_spec) for r in records[n_train:]]
   custom = {"numeric_features": list(cfg.dataset.numeric_features),
             "categorical_features": list(cfg.dataset.categorical_features),
-            "label": cfg.dataset.label, "grouping_uri": grouping_uri}
+            "label": cfg.dataset.label, "grouping_uri": grouping_uri,
+            "numeric_bins": numeric_bins}
   fn = functools.partial(preprocessing.preprocessing_fn, custom_config=custom)
   metadata = dataset_metadata.DatasetMetadata(schema)
   out_dir = os.path.join(tmp_dir, "transformed")
@@ -126,4 +130,4 @@ def build(tmp_dir: str, rows: int = 300, train_share: float = 0.8) -> TransformS
       cfg=cfg, frame=frame, n_train=n_train, schema=schema, grouping_uri=grouping_uri,
       transform_output=transform_output,
       train_files=[os.path.join(out_dir, "train", "*")],
-      eval_files=[os.path.join(out_dir, "eval", "*")])
+      eval_files=[os.path.join(out_dir, "eval", "*")], numeric_bins=numeric_bins)
