@@ -14,8 +14,11 @@ of phi (the penalty is on standardised coordinates). The prior variance is the s
 group but differs by block of phi -- the intercept, the input features (the head's linear skip)
 and the trunk outputs -- since a group mostly shifts its level, sometimes its slopes, and the
 trunk's many redundant columns would otherwise soak up a small group's few rows. The three
-strengths are chosen on the eval split (coordinate search over a log grid that includes
-"no delta"), and the result is kept only if it beats both the SGD deltas and zero deltas there.
+strengths maximise the training rows' marginal likelihood (type-II ML; coordinate search over a
+log grid that includes "no delta"). With those strengths the shared head is also re-estimated by generalised least
+squares (deltas integrated out, like a mixed model's fixed effects), so a small group falls back
+to a head every group informs as much as its rows allow. Whichever of that, the ridge deltas on
+the SGD shared head, the SGD deltas or zero deltas does best on the eval split is kept.
 The eval SSE of any delta comes from per-group sufficient statistics, so neither split is held
 in memory: memory is O(G * p^2) whatever the row count.
 """
@@ -56,7 +59,7 @@ class GroupStats:
 
 @dataclasses.dataclass
 class RefitResult:
-  choice: str                 # "ridge", "sgd" or "zero"
+  choice: str                 # "ridge+shared", "ridge", "sgd" or "zero"
   lam: Optional[Dict[str, float]]   # per block, for "ridge"
   eval_rmse_before: float     # standardised label units, on the eval split
   eval_rmse_after: float
@@ -126,6 +129,27 @@ def block_index(p: int, trunk_dim: int) -> Dict[str, np.ndarray]:
   return {"trunk": cols[:trunk_dim], "features": cols[trunk_dim:p - 1], "intercept": cols[-1:]}
 
 
+def gls_shared_and_deltas(train: GroupStats, penalty_diag: np.ndarray
+                          ) -> Tuple[np.ndarray, np.ndarray]:
+  """(shift of the shared head [p], deltas [G, p]) with the shared head re-estimated too.
+
+  The SGD shared head is the head of an "average group" as the L2 penalty defined it; under the
+  Gaussian prior the shared coefficients' best estimate is generalised least squares with the
+  deltas integrated out (a mixed model's fixed effects): each group's rows count as
+  A_g - A_g (A_g + P)^-1 A_g, so a big group weighs as much as its between-group variance
+  allows and a small one as much as its rows. A group with few rows then falls back to that
+  shared head instead of the SGD one.
+  """
+  a_p = train.a + np.diag(penalty_diag)[None]
+  solve_a = np.linalg.solve(a_p, train.a)                     # (A_g + P)^-1 A_g
+  solve_c = np.linalg.solve(a_p, train.c[..., None])[..., 0]  # (A_g + P)^-1 c_g
+  lhs = (train.a - np.einsum("gij,gjk->gik", train.a, solve_a)).sum(axis=0)
+  rhs = (train.c - np.einsum("gij,gj->gi", train.a, solve_c)).sum(axis=0)
+  shift = np.linalg.lstsq(lhs, rhs, rcond=None)[0]
+  delta = solve_c - np.einsum("gij,j->gi", solve_a, shift)
+  return shift, delta
+
+
 def log_evidence(train: GroupStats, penalty_diag: np.ndarray) -> Tuple[float, np.ndarray]:
   """Profiled log marginal likelihood of the training residuals under delta_g ~ N(0, sigma^2 P^-1)
   (P = diag(penalty)), and the posterior-mean deltas. Type-II maximum likelihood picks P: it
@@ -184,11 +208,22 @@ def refit_group_heads(model: tf.keras.Model, train_ds: tf.data.Dataset,
   trunk_dim = int(model.get_layer("head_input").input[0].shape[-1])
   sgd = np.concatenate([head.dw.numpy(), head.db.numpy()[:, None]], axis=1).astype(np.float64)
   lam_ridge, ridge = search_strengths(train, trunk_dim)
-  candidates = {"ridge": (lam_ridge, ridge), "sgd": (None, sgd),
-                "zero": (None, np.zeros_like(sgd))}
-  sse = {k: held_out.sse(d) for k, (_, d) in candidates.items()}
+  scale = column_scale(train)
+  diag = np.empty_like(scale)
+  for k, idx in block_index(train.c.shape[1], trunk_dim).items():
+    if idx.size:
+      diag[idx] = lam_ridge[k] * scale[idx]
+  shift, gls_delta = gls_shared_and_deltas(train, diag)
+  zero = np.zeros_like(sgd)
+  # (shared-head shift, deltas); a group's total change is shift + its delta
+  candidates = {"ridge+shared": (lam_ridge, shift, gls_delta),
+                "ridge": (lam_ridge, zero[0], ridge), "sgd": (None, zero[0], sgd),
+                "zero": (None, zero[0], zero)}
+  sse = {k: held_out.sse(d + sh[None, :]) for k, (_, sh, d) in candidates.items()}
   best = min(sse, key=sse.get)
-  lam, delta = candidates[best]
+  lam, shift, delta = candidates[best]
+  head.w.assign((head.w.numpy() + shift[:-1] * 1.0).astype(np.float32))
+  head.b.assign(np.float32(head.b.numpy() + shift[-1]))
   head.dw.assign(delta[:, :-1].astype(np.float32))
   head.db.assign(delta[:, -1].astype(np.float32))
   rmse = lambda v: float(np.sqrt(max(v, 0.0) / max(eval_rows, 1)))

@@ -121,3 +121,23 @@ def test_non_multihead_variants_are_left_alone():
   ds = trainer.dataset_from_arrays({fk.numeric_key("x"): x, fk.GROUP_KEY: g}, y, 256,
                                    shuffle=False)
   assert pooling.refit_group_heads(model, ds, ds) is None
+
+
+def test_gls_shared_head_is_pooled_ols_without_deltas_and_mixed_model_with_them():
+  """The shared-head shift: with an infinite prior weight (no deltas) it is the pooled least
+  squares fit; with random intercepts it recovers the fixed effects where the pooled fit, pulled
+  by one huge group, does not."""
+  rng = np.random.default_rng(3)
+  sizes = np.r_[2000, np.full(40, 5)]               # one big group, many small ones
+  g = np.repeat(np.arange(len(sizes)), sizes)
+  x = rng.normal(size=(len(g), 1))
+  u = np.r_[3.0, rng.normal(0, 0.5, len(sizes) - 1)]  # the big group sits far above the rest
+  y = 2.0 * x[:, 0] + 1.0 + u[g] + rng.normal(0, 0.3, len(g))
+  st, phi1 = _stats(x, y, g, len(sizes))            # residuals of a zero shared head
+  shift, delta = pooling.gls_shared_and_deltas(st, np.full(2, 1e9))
+  np.testing.assert_allclose(shift, np.linalg.lstsq(phi1, y, rcond=None)[0], rtol=1e-5)
+  assert np.abs(delta).max() < 1e-5
+  shift, delta = pooling.gls_shared_and_deltas(st, np.array([1e9, 0.3 ** 2 / 0.5 ** 2]))
+  assert shift[0] == pytest.approx(2.0, abs=0.05)
+  assert shift[1] == pytest.approx(1.0, abs=0.3)    # pooled OLS says about 3.6
+  assert delta[0, 1] == pytest.approx(3.0, abs=0.3)  # the big group keeps its own level
