@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 LAMBDA_GRID = tuple(float(v) for v in np.logspace(-2, 5, 22)) + (1e9,)  # rows of prior weight
 BLOCKS = ("intercept", "features", "trunk")
 SEARCH_ROUNDS = 2
+SHIFT_PRIOR_ROWS = 1.0   # prior weight (in rows) on the GLS shift of the shared head
 
 
 @dataclasses.dataclass
@@ -145,7 +146,10 @@ def gls_shared_and_deltas(train: GroupStats, penalty_diag: np.ndarray
   solve_c = np.linalg.solve(a_p, train.c[..., None])[..., 0]  # (A_g + P)^-1 c_g
   lhs = (train.a - np.einsum("gij,gjk->gik", train.a, solve_a)).sum(axis=0)
   rhs = (train.c - np.einsum("gij,gj->gi", train.a, solve_c)).sum(axis=0)
-  shift = np.linalg.lstsq(lhs, rhs, rcond=None)[0]
+  # Where the deltas are nearly free (a weak prior on many collinear columns) the shared head is
+  # barely identified; a prior worth SHIFT_PRIOR_ROWS rows keeps it from running off there.
+  lhs = lhs + SHIFT_PRIOR_ROWS * np.diag(column_scale(train))
+  shift = np.linalg.solve(lhs, rhs)
   delta = solve_c - np.einsum("gij,j->gi", solve_a, shift)
   return shift, delta
 
