@@ -15,9 +15,9 @@ group but differs by block of phi -- the intercept, the input features (the head
 and the trunk outputs -- since a group mostly shifts its level, sometimes its slopes, and the
 trunk's many redundant columns would otherwise soak up a small group's few rows. The three
 strengths maximise the training rows' marginal likelihood (type-II ML; coordinate search over a
-log grid that includes "no delta"). With those strengths the shared head is also re-estimated by generalised least
-squares (deltas integrated out, like a mixed model's fixed effects), so a small group falls back
-to a head every group informs as much as its rows allow. Whichever of that, the ridge deltas on
+log grid that includes "no delta"). With those strengths the shared head is also re-estimated
+by generalised least squares (deltas integrated out, like a mixed model's fixed effects), so a
+small group falls back to a head every group informs as much as its rows allow. Whichever of that, the ridge deltas on
 the SGD shared head, the SGD deltas or zero deltas does best on the eval split is kept.
 The eval SSE of any delta comes from per-group sufficient statistics, so neither split is held
 in memory: memory is O(G * p^2) whatever the row count.
@@ -61,7 +61,7 @@ class GroupStats:
 @dataclasses.dataclass
 class RefitResult:
   choice: str                 # "ridge+shared", "ridge", "sgd" or "zero"
-  lam: Optional[Dict[str, float]]   # per block, for "ridge"
+  lam: Optional[Dict[str, float]]   # per block, for "ridge" / "ridge+shared"
   eval_rmse_before: float     # standardised label units, on the eval split
   eval_rmse_after: float
   train_rows: int
@@ -170,16 +170,22 @@ def log_evidence(train: GroupStats, penalty_diag: np.ndarray) -> Tuple[float, np
   return value, delta
 
 
+def penalty_diagonal(lam: Dict[str, float], blocks: Dict[str, np.ndarray],
+                     scale: np.ndarray) -> np.ndarray:
+  """[p] prior precision: each block's strength times its columns' variance."""
+  diag = np.empty_like(scale)
+  for k, idx in blocks.items():
+    diag[idx] = lam[k] * scale[idx]
+  return diag
+
+
 def search_strengths(train: GroupStats, trunk_dim: int) -> Tuple[Dict[str, float], np.ndarray]:
   """Coordinate search of per-block prior weights maximising the training evidence."""
   scale = column_scale(train)
   blocks = {k: v for k, v in block_index(train.c.shape[1], trunk_dim).items() if v.size}
 
   def evaluate(lam: Dict[str, float]):
-    diag = np.empty_like(scale)
-    for k, idx in blocks.items():
-      diag[idx] = lam[k] * scale[idx]
-    return log_evidence(train, diag)
+    return log_evidence(train, penalty_diagonal(lam, blocks, scale))
 
   best_lam, best_delta, best_value = None, None, -np.inf
   for v in LAMBDA_GRID:  # the best single strength for every block, then block by block
@@ -212,12 +218,9 @@ def refit_group_heads(model: tf.keras.Model, train_ds: tf.data.Dataset,
   trunk_dim = int(model.get_layer("head_input").input[0].shape[-1])
   sgd = np.concatenate([head.dw.numpy(), head.db.numpy()[:, None]], axis=1).astype(np.float64)
   lam_ridge, ridge = search_strengths(train, trunk_dim)
-  scale = column_scale(train)
-  diag = np.empty_like(scale)
-  for k, idx in block_index(train.c.shape[1], trunk_dim).items():
-    if idx.size:
-      diag[idx] = lam_ridge[k] * scale[idx]
-  shift, gls_delta = gls_shared_and_deltas(train, diag)
+  blocks = {k: v for k, v in block_index(train.c.shape[1], trunk_dim).items() if v.size}
+  shift, gls_delta = gls_shared_and_deltas(
+      train, penalty_diagonal(lam_ridge, blocks, column_scale(train)))
   zero = np.zeros_like(sgd)
   # (shared-head shift, deltas); a group's total change is shift + its delta
   candidates = {"ridge+shared": (lam_ridge, shift, gls_delta),
@@ -226,7 +229,7 @@ def refit_group_heads(model: tf.keras.Model, train_ds: tf.data.Dataset,
   sse = {k: held_out.sse(d + sh[None, :]) for k, (_, sh, d) in candidates.items()}
   best = min(sse, key=sse.get)
   lam, shift, delta = candidates[best]
-  head.w.assign((head.w.numpy() + shift[:-1] * 1.0).astype(np.float32))
+  head.w.assign((head.w.numpy() + shift[:-1]).astype(np.float32))
   head.b.assign(np.float32(head.b.numpy() + shift[-1]))
   head.dw.assign(delta[:, :-1].astype(np.float32))
   head.db.assign(delta[:, -1].astype(np.float32))
