@@ -218,7 +218,8 @@ def main(argv=None) -> None:
       f"- requests per path: {args.n1} (1 row), {args.n100} (100 rows) after warm-up, the paths "
       "called in turn (random order each turn); REST uses the row (`instances`) format",
       f"- goal gRPC 1-row p50 <= 2x in-process (serving_default): {verdict}",
-      f"- context: back to back ({args.n1} calls per path in blocks of {args.n1 // TIGHT_BLOCKS}) the 1-row "
+      f"- context: back to back ({args.n1} calls per path in blocks of "
+      f"{args.n1 // TIGHT_BLOCKS}) the 1-row "
       f"serving_default p50 is {hot['in-process'] * 1e3:.2f} ms in-process and "
       f"{hot['gRPC'] * 1e3:.2f} ms over gRPC ({hot['gRPC'] / hot['in-process']:.2f}x): the "
       "in-process call gains more from hot caches than a request that crosses processes",

@@ -14,6 +14,7 @@ from components.grouped_evaluator import GroupedEvaluator
 from components.grouping.component import Grouping
 from components.grouping_inputs import GroupedTrainer, GroupedTransform
 from models.grouped_regression import features as fk
+from models.grouped_regression import piecewise
 from pipeline.eval_config import GroupGate
 
 PREPROCESSING_FN = "models.grouped_regression.preprocessing.preprocessing_fn"
@@ -66,7 +67,7 @@ def create_pipeline(
 
   features_config = dict(numeric_features=list(numeric_features),
                          categorical_features=list(categorical_features), label=label,
-                         numeric_bins=int(model.get("numeric_bins") or 0))
+                         numeric_bins=piecewise.width(model.get("numeric_bins")))
   transform = GroupedTransform(
       examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
       grouping=grouping_component.outputs["grouping"], preprocessing_fn=PREPROCESSING_FN,

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from bench.models.peers import FoldSplit
 from models.grouped_regression import model as model_lib
+from models.grouped_regression import piecewise
 from models.grouped_regression import trainer
 from pipeline.config import PipelineConfig
 
@@ -28,7 +29,7 @@ def model_inputs(cfg: PipelineConfig, s: FoldSplit) -> model_lib.ModelInputs:
       categorical=dict(zip(d.categorical_features, s.vocab_sizes)),
       num_groups=s.num_groups, label_mean=float(np.mean(s.inner.y)),
       label_std=float(max(np.std(s.inner.y), 1e-6)),
-      numeric_bins=trainer.numeric_bins({"numeric_bins": cfg.model.numeric_bins}))
+      numeric_bins=piecewise.width(cfg.model.numeric_bins))
 
 
 def as_inputs(features: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:

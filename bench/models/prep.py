@@ -15,7 +15,7 @@ import pandas as pd
 
 from components.grouping import fitting
 from models.grouped_regression import features as fk
-from models.grouped_regression import piecewise, trainer
+from models.grouped_regression import piecewise
 from pipeline.config import PipelineConfig
 
 
@@ -79,7 +79,7 @@ def fit(cfg: PipelineConfig, train: pd.DataFrame) -> FoldTransform:
         silhouette_sample=g.silhouette_sample)
   else:
     grouping = fitting.fit_apriori(_strings(train, g.column), g.column, min_count=g.min_count)
-  bins = trainer.numeric_bins({"numeric_bins": cfg.model.numeric_bins})
+  bins = piecewise.width(cfg.model.numeric_bins)
   edges = [piecewise.edges_numpy(x[:, j], bins) for j in range(x.shape[1])] if bins else []
   return FoldTransform(mean=mean, std=std, edges=edges, vocabularies=vocabs, grouping=grouping)
 

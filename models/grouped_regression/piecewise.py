@@ -19,6 +19,12 @@ import tensorflow as tf
 QUANTILE_EPSILON = 0.01  # tft.quantiles' rank error; bins are >= 1/20 wide for bins <= 20
 
 
+def width(numeric_bins) -> int:
+  """The encoding's width from a config value: 0 (off) unless it is at least 2."""
+  bins = int(numeric_bins or 0)
+  return bins if bins > 1 else 0
+
+
 def edges_tft(x: tf.Tensor, bins: int) -> tf.Tensor:
   """[bins + 1] edges of a [batch] float feature over the whole dataset (TFT analyzers)."""
   import tensorflow_transform as tft  # only needed inside preprocessing_fn

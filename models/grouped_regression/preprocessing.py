@@ -55,11 +55,11 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> D
   """custom_config: numeric_features, categorical_features, label, grouping_uri and optionally
   numeric_bins (> 1: each numeric also gets a piecewise-linear encoding of that width)."""
   grouping = store.load(custom_config["grouping_uri"])
-  bins = int(custom_config.get("numeric_bins") or 0)
+  bins = piecewise.width(custom_config.get("numeric_bins"))
   out = {}
   for name in custom_config["numeric_features"]:
     out[fk.numeric_key(name)] = _model_numeric(inputs[name])
-    if bins > 1:
+    if bins:
       v = _imputed(inputs[name])
       out[fk.piecewise_key(name)] = piecewise.encode_tf(v, piecewise.edges_tft(v, bins))
   for name in custom_config["categorical_features"]:

@@ -17,6 +17,7 @@ from tfx_bsl.public import tfxio
 from components.grouping import store
 from models.grouped_regression import features as fk
 from models.grouped_regression import model as model_lib
+from models.grouped_regression import piecewise
 from models.grouped_regression import pooling
 from models.grouped_regression import signatures
 
@@ -50,19 +51,14 @@ def label_stats(dataset: tf.data.Dataset, max_rows: int = _LABEL_STATS_MAX_ROWS
   return float(mean), float(max(np.sqrt(max(ss / n - mean ** 2, 0.0)), 1e-6))
 
 
-def numeric_bins(cfg: Dict) -> int:
-  """Width of each numeric feature's piecewise-linear encoding (0: none); set in model config."""
-  bins = int(cfg.get("numeric_bins", 0) or 0)
-  return bins if bins > 1 else 0
-
-
 def model_inputs(cfg: Dict, tf_transform_output: tft.TFTransformOutput, num_groups: int,
                  label_mean: float, label_std: float) -> model_lib.ModelInputs:
   cats = {n: tf_transform_output.vocabulary_size_by_name(fk.vocab_name(n)) + 1
           for n in cfg["categorical_features"]}
   return model_lib.ModelInputs(numeric=list(cfg["numeric_features"]), categorical=cats,
                                num_groups=num_groups, label_mean=label_mean,
-                               label_std=label_std, numeric_bins=numeric_bins(cfg))
+                               label_std=label_std,
+                               numeric_bins=piecewise.width(cfg.get("numeric_bins")))
 
 
 def dataset_from_arrays(features: Dict[str, np.ndarray], labels: np.ndarray, batch_size: int,
