@@ -1,16 +1,25 @@
-"""Evaluator that gates every large-enough group on RMSE against the baseline.
+"""Evaluator that gates every large-enough group on RMSE against the baseline, on `test` only.
 
 The stock Evaluator's eval_config is frozen when the pipeline is built, before the Grouping
-component has counted how many eval rows each group has. This subclass adds the grouping
-artifact as a tracked input (same pattern as components/grouping_inputs.py) and a `group_gate`
-parameter; at run time its executor reads the eval-split counts from the artifact's summary and
-adds one TFMA RMSE change threshold per group with at least `min_examples` rows
-(pipeline/eval_config.add_group_thresholds). Smaller groups are still sliced and reported, they
+component has counted how many rows each group has. This subclass adds the grouping artifact as
+a tracked input (components/grouping_inputs.with_grouping_input) and a `group_gate` parameter;
+at run time its executor reads the evaluated split's counts from the artifact's summary and adds
+one TFMA RMSE change threshold per group with at least `min_examples` rows
+(components/group_gate.add_group_thresholds). Smaller groups are still sliced and reported, they
 just carry no threshold. The Evaluator itself (TFMA) then decides the blessing, so Pusher's
 `model_blessing` input works the same on every orchestrator.
 
-The decision is written next to the TFMA output as `group_gate.json` and recorded on the
-blessing artifact (`gated_groups`, `ungated_groups`).
+Slice membership comes from the candidate alone. TFMA 0.47's SliceKeyExtractor looks a slice
+key up in the transformed features of EVERY model spec and takes the union of the values
+(slicer/slice_accessor.py), so if both models ran their own `transform_features`, a row whose
+K-Means id differs between the two groupings would land in two group slices. The executor
+therefore writes two explicit model specs: the candidate keeps `preprocessing_function_names`,
+the baseline gets none (and its SavedModel has no `transformed_features` default signature), so
+`group_id` is the candidate's assignment and both models are scored on those same rows.
+
+Too few test rows for the gate (no group reaches `min_examples`) fails the run with the split
+and the counts, so nothing is blessed or pushed. The decision is written next to the TFMA
+output as `group_gate.json` and recorded on the blessing artifact.
 """
 from __future__ import annotations
 
@@ -24,27 +33,23 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import executor_spec
-from tfx.dsl.context_managers import dsl_context_registry
 from tfx.types import artifact_utils, component_spec, standard_component_specs
 from tfx.utils import json_utils, proto_utils
 
+from components import group_gate as gate_lib
 from components.grouping import store
-from components.grouping.artifact_types import GroupingModel
-from pipeline import eval_config as eval_config_lib
-from pipeline.eval_results import GATE_FILE
+from components.grouping_inputs import GROUPING_INPUT, GROUPING_KEY, with_grouping_input
 
 log = logging.getLogger(__name__)
 
-GROUPING_KEY = "grouping"
 GROUP_GATE_KEY = "group_gate"
-DEFAULT_SPLITS = ["eval"]
+DEFAULT_SPLITS = ["test"]
 
 
 class GroupedEvaluatorSpec(standard_component_specs.EvaluatorSpec):
   PARAMETERS = {**standard_component_specs.EvaluatorSpec.PARAMETERS,
                 GROUP_GATE_KEY: component_spec.ExecutionParameter(type=str)}
-  INPUTS = {**standard_component_specs.EvaluatorSpec.INPUTS,
-            GROUPING_KEY: component_spec.ChannelParameter(type=GroupingModel)}
+  INPUTS = {**standard_component_specs.EvaluatorSpec.INPUTS, **GROUPING_INPUT}
 
 
 def eval_counts(grouping_uri: str, splits: List[str]) -> List[int]:
@@ -52,7 +57,7 @@ def eval_counts(grouping_uri: str, splits: List[str]) -> List[int]:
   counts = store.load_summary(grouping_uri).get("counts", {})
   missing = [s for s in splits if s not in counts]
   if missing:
-    raise eval_config_lib.EvalConfigError(
+    raise gate_lib.EvalConfigError(
         f"grouping artifact {grouping_uri}: summary has no counts for split(s) {missing} "
         f"(has {sorted(counts)}); the Evaluator evaluates {splits}")
   total = [0] * max(len(counts[s]) for s in splits)
@@ -62,20 +67,48 @@ def eval_counts(grouping_uri: str, splits: List[str]) -> List[int]:
   return total
 
 
+def check_enough_rows(counts: List[int], splits: List[str], gate: gate_lib.GroupGate) -> None:
+  """Refuses to judge when no group has `min_examples` rows in the evaluated split(s)."""
+  if sum(counts) == 0 or max(counts, default=0) < gate.min_examples:
+    raise gate_lib.EvalConfigError(
+        f"split {'+'.join(splits)} has {sum(counts)} rows (per group {counts}): too few for the "
+        f"per-group gate, which needs at least one group with min_group_examples="
+        f"{gate.min_examples} rows. Nothing is blessed or pushed; use more data or larger "
+        f"dataset.split_sizes.test.")
+
+
+def candidate_only_slicing(config: tfma.EvalConfig, has_baseline: bool) -> None:
+  """Candidate and baseline as explicit model specs; only the candidate's transform graph runs
+  (and so defines `group_id` slices). In place; no-op without a baseline."""
+  if not has_baseline or len(config.model_specs) != 1:
+    return
+  candidate = config.model_specs[0]
+  candidate.name = tfma.CANDIDATE_KEY
+  baseline = config.model_specs.add()
+  baseline.CopyFrom(candidate)
+  baseline.name = tfma.BASELINE_KEY
+  baseline.is_baseline = True
+  del baseline.preprocessing_function_names[:]
+
+
 class GroupedEvaluatorExecutor(evaluator_executor.Executor):
   """Stock Evaluator executor with per-group thresholds added from the grouping artifact."""
 
   def Do(self, input_dict, output_dict, exec_properties):
     grouping = artifact_utils.get_single_instance(input_dict.pop(GROUPING_KEY))
-    gate = eval_config_lib.GroupGate.from_json(exec_properties[GROUP_GATE_KEY])
+    gate = gate_lib.GroupGate.from_json(exec_properties[GROUP_GATE_KEY])
     splits = json_utils.loads(
         exec_properties.get(standard_component_specs.EXAMPLE_SPLITS_KEY) or "null") or DEFAULT_SPLITS
     config = tfma.EvalConfig()
     proto_utils.json_to_proto(exec_properties[standard_component_specs.EVAL_CONFIG_KEY], config)
-    decision = eval_config_lib.add_group_thresholds(
-        config, eval_counts(grouping.uri, splits), gate)
-    log.info("group gate: RMSE may worsen by at most %.0f%% on groups %s (>= %d eval rows); "
-             "reported, not gated: %s", 100 * gate.relative_tolerance, decision["gated"],
+    counts = eval_counts(grouping.uri, splits)
+    check_enough_rows(counts, splits, gate)
+    candidate_only_slicing(
+        config, bool(input_dict.get(standard_component_specs.BASELINE_MODEL_KEY)))
+    decision = gate_lib.add_group_thresholds(config, counts, gate)
+    decision["splits"] = list(splits)
+    log.info("group gate on %s: RMSE may worsen by at most %.0f%% on groups %s (>= %d rows); "
+             "reported, not gated: %s", splits, 100 * gate.relative_tolerance, decision["gated"],
              gate.min_examples, decision["not_gated"])
     props = {**exec_properties,
              standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(config)}
@@ -84,7 +117,7 @@ class GroupedEvaluatorExecutor(evaluator_executor.Executor):
 
     evaluation = artifact_utils.get_single_instance(
         output_dict[standard_component_specs.EVALUATION_KEY])
-    with tf.io.gfile.GFile(os.path.join(evaluation.uri, GATE_FILE), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(evaluation.uri, gate_lib.GATE_FILE), "w") as f:
       json.dump(decision, f, indent=1)
     for blessing in output_dict.get(standard_component_specs.BLESSING_KEY, []):
       blessing.set_string_custom_property("gated_groups", json.dumps(decision["gated"]))
@@ -96,11 +129,6 @@ class GroupedEvaluator(tfx.components.Evaluator):
   SPEC_CLASS = GroupedEvaluatorSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(GroupedEvaluatorExecutor)
 
-  def __init__(self, *, grouping, group_gate: eval_config_lib.GroupGate, **evaluator_kwargs):
-    with dsl_context_registry.new_registry():  # a throw-away node, kept out of the pipeline
-      stock = tfx.components.Evaluator(**evaluator_kwargs)  # validates the stock arguments
-    s = stock.spec
-    outputs = {key: tfx.dsl.Channel(type=ch.type) for key, ch in s.outputs.items()}
-    super(tfx.components.Evaluator, self).__init__(  # pylint: disable=bad-super-call
-        spec=GroupedEvaluatorSpec(**s.exec_properties, **s.inputs, **outputs, grouping=grouping,
-                                  group_gate=group_gate.to_json()))
+  def __init__(self, *, grouping, group_gate: gate_lib.GroupGate, **evaluator_kwargs):
+    with_grouping_input(self, tfx.components.Evaluator, GroupedEvaluatorSpec, grouping,
+                        evaluator_kwargs, group_gate=group_gate.to_json())

@@ -4,7 +4,8 @@ Stock Transform/Trainer accept no extra artifact, and their `custom_config` is f
 pipeline is built, before K-Means has run. These thin subclasses add a `grouping` input channel
 (recorded in MLMD like any input, so caching and lineage see it) and hand its URI to the user
 functions as `custom_config["grouping_uri"]`. Everything else is the stock component, so they
-compile for Kubeflow V2 and Airflow like the originals.
+compile for Kubeflow V2 and Airflow like the originals. `with_grouping_input` is the one
+construction trick they (and components/grouped_evaluator.py) share.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from components.grouping.artifact_types import GroupingModel
 
 GROUPING_KEY = "grouping"
 GROUPING_URI = "grouping_uri"
-_GROUPING_INPUT = {GROUPING_KEY: component_spec.ChannelParameter(type=GroupingModel)}
+GROUPING_INPUT = {GROUPING_KEY: component_spec.ChannelParameter(type=GroupingModel)}
 
 
 def _with_grouping_uri(input_dict, exec_properties) -> Dict[str, Any]:
@@ -34,19 +35,30 @@ def _with_grouping_uri(input_dict, exec_properties) -> Dict[str, Any]:
   return {**exec_properties, key: json.dumps(config)}
 
 
-def _rebuild_spec(stock, spec_class, grouping):
-  """The stock component's spec plus the grouping input, with fresh output channels."""
+def with_grouping_input(component, stock_class, spec_class, grouping, stock_kwargs,
+                        **extra_params) -> None:
+  """Initialises `component` (a subclass of `stock_class`) as the stock component built from
+  `stock_kwargs`, plus the `grouping` input channel and `extra_params` in `spec_class`.
+
+  The stock constructor runs first, in a throw-away DSL registry (it validates the arguments
+  and builds the spec; the node itself stays out of the pipeline). Its spec is then re-created
+  as `spec_class` with fresh output channels, and the base-of-the-stock-class constructor is
+  called directly, so the node id stays the subclass name (what KFP and Airflow use).
+  """
+  with dsl_context_registry.new_registry():
+    stock = stock_class(**stock_kwargs)
   s = stock.spec
   outputs = {}
   for key, ch in s.outputs.items():
     fresh = tfx.dsl.Channel(type=ch.type)
     fresh.matching_channel_name = getattr(ch, "matching_channel_name", None)
     outputs[key] = fresh
-  return spec_class(**s.exec_properties, **s.inputs, **outputs, grouping=grouping)
+  spec = spec_class(**s.exec_properties, **s.inputs, **outputs, grouping=grouping, **extra_params)
+  super(stock_class, component).__init__(spec=spec)  # pylint: disable=bad-super-call
 
 
 class GroupedTransformSpec(standard_component_specs.TransformSpec):
-  INPUTS = {**standard_component_specs.TransformSpec.INPUTS, **_GROUPING_INPUT}
+  INPUTS = {**standard_component_specs.TransformSpec.INPUTS, **GROUPING_INPUT}
 
 
 class GroupedTransformExecutor(transform_executor.Executor):
@@ -61,14 +73,12 @@ class GroupedTransform(tfx.components.Transform):
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(GroupedTransformExecutor)
 
   def __init__(self, *, grouping, **transform_kwargs):
-    with dsl_context_registry.new_registry():  # a throw-away node, kept out of the pipeline
-      stock = tfx.components.Transform(**transform_kwargs)  # validates the stock arguments
-    super(tfx.components.Transform, self).__init__(  # pylint: disable=bad-super-call
-        spec=_rebuild_spec(stock, GroupedTransformSpec, grouping))
+    with_grouping_input(self, tfx.components.Transform, GroupedTransformSpec, grouping,
+                        transform_kwargs)
 
 
 class GroupedTrainerSpec(standard_component_specs.TrainerSpec):
-  INPUTS = {**standard_component_specs.TrainerSpec.INPUTS, **_GROUPING_INPUT}
+  INPUTS = {**standard_component_specs.TrainerSpec.INPUTS, **GROUPING_INPUT}
 
 
 class GroupedTrainerExecutor(trainer_executor.GenericExecutor):
@@ -83,7 +93,5 @@ class GroupedTrainer(tfx.components.Trainer):
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(GroupedTrainerExecutor)
 
   def __init__(self, *, grouping, **trainer_kwargs):
-    with dsl_context_registry.new_registry():
-      stock = tfx.components.Trainer(**trainer_kwargs)
-    super(tfx.components.Trainer, self).__init__(
-        spec=_rebuild_spec(stock, GroupedTrainerSpec, grouping))
+    with_grouping_input(self, tfx.components.Trainer, GroupedTrainerSpec, grouping,
+                        trainer_kwargs)

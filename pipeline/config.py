@@ -33,8 +33,10 @@ class DatasetConfig:
   label_from: Optional[str] = None
   label_transform: str = "none"
   schema: Optional[str] = None
-  train_buckets: int = 4
-  eval_buckets: int = 1
+  # hash-bucket shares of the train / eval / test splits: train fits, eval makes every model
+  # choice, test alone judges (metrics, gate, blessing). Replaces train_buckets/eval_buckets.
+  split_sizes: Dict[str, int] = dataclasses.field(
+      default_factory=lambda: {"train": 70, "eval": 15, "test": 15})
   sample_rows: int = 0              # 0: all rows; else a deterministic sample at `make data`
 
 
@@ -264,7 +266,7 @@ def validate(cfg: PipelineConfig) -> None:
            f"dataset.label '{d.label}' is also listed as a feature")
   _require(d.label_transform in LABEL_TRANSFORMS, w,
            f"dataset.label_transform '{d.label_transform}' not in {LABEL_TRANSFORMS}")
-  _require(d.train_buckets > 0 and d.eval_buckets > 0, w, "dataset: split buckets must be > 0")
+  _validate_split_sizes(d.split_sizes, w)
   _require(g.mode in GROUPING_MODES, w, f"grouping.mode '{g.mode}' not in {GROUPING_MODES}")
   if g.mode == "kmeans":
     _require(bool(g.features), w, "grouping.features: K-Means needs at least one feature")
@@ -301,6 +303,21 @@ def validate(cfg: PipelineConfig) -> None:
   _require(not bad_args, w,
            f"beam.args: each entry must be a '--flag[=value]' string, got {bad_args}")
   _require(cfg.airflow.retries >= 0, w, "airflow.retries must be >= 0")
+
+
+SPLITS = ("train", "eval", "test")
+
+
+def _validate_split_sizes(sizes: Any, w: str) -> None:
+  """train/eval/test shares: exactly these three, whole numbers, none empty, summing to 100."""
+  _require(isinstance(sizes, dict) and set(sizes) == set(SPLITS), w,
+           f"dataset.split_sizes must name exactly {list(SPLITS)}, got {sizes}")
+  bad = {k: v for k, v in sizes.items()
+         if isinstance(v, bool) or not isinstance(v, int) or v <= 0}
+  _require(not bad, w, f"dataset.split_sizes: every split needs a positive whole percentage "
+           f"(an empty split cannot train, choose or judge); got {bad}")
+  _require(sum(sizes.values()) == 100, w, f"dataset.split_sizes must add up to 100 "
+           f"(percent), got {sum(sizes.values())}: {sizes}")
 
 
 def grouping_source_columns(cfg: PipelineConfig) -> Sequence[str]:

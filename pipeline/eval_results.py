@@ -11,10 +11,9 @@ from typing import Any, Dict, List, Optional, Tuple
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
-from pipeline.eval_config import RMSE
+from components.group_gate import GATE_FILE, RMSE
 
 SliceKey = Tuple[Tuple[str, str], ...]   # () is the overall slice
-GATE_FILE = "group_gate.json"            # written by components/grouped_evaluator.py
 
 
 def slice_key(proto) -> SliceKey:

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from pipeline.config import PipelineConfig
-from pipeline.eval_config import GroupGate, build_eval_config
+from components.group_gate import GroupGate
+from pipeline.eval_config import build_eval_config
 
 
 def grouping_args(cfg: PipelineConfig) -> Dict[str, Any]:
@@ -35,7 +36,6 @@ def pipeline_args(cfg: PipelineConfig) -> Dict[str, Any]:
       group_gate=GroupGate(relative_tolerance=e.group_rmse_tolerance,
                            min_examples=e.min_group_examples),
       serving_model_dir=cfg.serving_base_dir,
-      train_buckets=d.train_buckets,
-      eval_buckets=d.eval_buckets,
+      split_sizes=dict(d.split_sizes),
       beam_pipeline_args=list(cfg.beam.args),
   )

@@ -10,15 +10,17 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from components.group_gate import GroupGate
 from components.grouped_evaluator import GroupedEvaluator
 from components.grouping.component import Grouping
 from components.grouping_inputs import GroupedTrainer, GroupedTransform
 from models.grouped_regression import features as fk
 from models.grouped_regression import piecewise
-from pipeline.eval_config import GroupGate
 
 PREPROCESSING_FN = "models.grouped_regression.preprocessing.preprocessing_fn"
 RUN_FN = "models.grouped_regression.trainer.run_fn"
+TRAIN, EVAL, TEST = "train", "eval", "test"
+DEFAULT_SPLIT_SIZES = {TRAIN: 70, EVAL: 15, TEST: 15}   # hash buckets (percent)
 
 
 def create_pipeline(
@@ -34,8 +36,7 @@ def create_pipeline(
     model: Dict[str, Any],
     eval_config: tfma.EvalConfig,
     serving_model_dir: Union[str, tfx.dsl.experimental.RuntimeParameter],
-    train_buckets: int = 4,
-    eval_buckets: int = 1,
+    split_sizes: Optional[Dict[str, int]] = None,
     beam_pipeline_args: Optional[List[str]] = None,
     metadata_connection_config=None,
     enable_cache: bool = True,
@@ -43,15 +44,21 @@ def create_pipeline(
 ) -> tfx.dsl.Pipeline:
   """ExampleGen -> stats/schema/validation -> Grouping -> Transform -> Trainer -> Evaluator -> Pusher.
 
+  Three splits, three jobs: `train` fits (Grouping, Transform's analyzers, the Trainer), `eval`
+  makes every model choice (early stopping, refit candidates), `test` alone judges (every
+  Evaluator metric, the per-group gate, the blessing). Transform materialises only train and
+  eval, so the Trainer never receives a test file. `split_sizes` maps split -> hash buckets.
+
   `grouping` holds the Grouping component's arguments (mode, features, k_values, seed, ...);
   `model` the hyperparameters handed to run_fn. `data_root` may be a RuntimeParameter, and
   `serving_model_dir` a RuntimeParameter holding a PushDestination as JSON (Kubeflow V2).
   """
+  sizes = split_sizes or DEFAULT_SPLIT_SIZES
   example_gen = tfx.components.CsvExampleGen(
       input_base=data_root,
       output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
-          tfx.proto.SplitConfig.Split(name="train", hash_buckets=train_buckets),
-          tfx.proto.SplitConfig.Split(name="eval", hash_buckets=eval_buckets)])))
+          tfx.proto.SplitConfig.Split(name=name, hash_buckets=int(sizes[name]))
+          for name in (TRAIN, EVAL, TEST)])))
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
   if schema_path:  # a curated schema is the contract every data drop is validated against
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
@@ -72,13 +79,17 @@ def create_pipeline(
       examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
       grouping=grouping_component.outputs["grouping"], preprocessing_fn=PREPROCESSING_FN,
       custom_config=features_config,
+      # analyzers see train only; test is never materialised, so the Trainer cannot receive it
+      splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL]),
       disable_statistics=True)   # StatisticsGen already covers the raw data
 
   trainer = GroupedTrainer(
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
       grouping=grouping_component.outputs["grouping"], run_fn=RUN_FN,
-      custom_config={**features_config, "model": dict(model)})
+      custom_config={**features_config, "model": dict(model)},
+      train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
+      eval_args=tfx.proto.EvalArgs(splits=[EVAL]))
 
   baseline_resolver = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -86,10 +97,12 @@ def create_pipeline(
       model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
   ).with_id("latest_blessed_model_resolver")
 
-  # `group_gate` (per-group RMSE tolerance, min eval rows) becomes TFMA thresholds at run time,
-  # once the Grouping component has counted each group's eval rows.
+  # `group_gate` (per-group RMSE tolerance, min test rows) becomes TFMA thresholds at run time,
+  # once the Grouping component has counted each group's test rows. The raw test examples are
+  # scored; group_id comes from the candidate's transform_features signature (eval_config).
   evaluator = GroupedEvaluator(
-      examples=grouping_component.outputs["annotated_examples"],
+      examples=example_gen.outputs["examples"],
+      example_splits=[TEST],
       model=trainer.outputs["model"],
       baseline_model=baseline_resolver.outputs["model"],
       eval_config=eval_config,

@@ -78,7 +78,8 @@ def _fmt(x, spec=".4f") -> str:
 
 
 def format_table(s: RunSummary) -> str:
-  lines = ["| group | train rows | eval rows | RMSE candidate | RMSE baseline |",
+  split = "+".join((s.gate or {}).get("splits", ["test"]))   # the Evaluator's example_splits
+  lines = [f"| group | train rows | {split} rows | RMSE {split}: candidate | baseline |",
            "|---:|---:|---:|---:|---:|"]
   for gid, r in s.groups.items():
     lines.append(f"| {gid} | {_fmt(r.get('train_rows'), 'd')} | {_fmt(r['examples'], '.0f')} | "

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional
+import glob
+from typing import Any, Dict, List, Optional, Sequence
 
+import numpy as np
+import tensorflow as tf
 from tfx import v1 as tfx
 
+from components.grouping import fitting, store
 from data import prepare
 from pipeline import run_summary
 from pipeline.config import PipelineConfig, load_config
@@ -16,7 +20,8 @@ FAST = {
     "model.epochs": 4,
     "model.patience": 2,
     "model.batch_size": 128,
-    "beam.args": ["--direct_running_mode=in_memory"],
+    # empty: any flag makes TFX build an sdist per Beam component; in_memory is the default
+    "beam.args": [],
 }
 
 
@@ -41,3 +46,34 @@ def run(cfg: PipelineConfig, **create_kwargs) -> run_summary.RunSummary:
 
 def connection(cfg: PipelineConfig):
   return tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path)
+
+
+def latest_split_examples(cfg: PipelineConfig, split: str) -> List[bytes]:
+  """Serialized tf.Examples of CsvExampleGen's latest `split` in cfg's pipeline root."""
+  dirs = glob.glob(os.path.join(cfg.pipeline_root, "CsvExampleGen", "examples", "*"))
+  assert dirs, f"no ExampleGen output under {cfg.pipeline_root}"
+  latest = max(dirs, key=lambda d: int(os.path.basename(d)))
+  files = sorted(glob.glob(os.path.join(latest, f"Split-{split}", "*")))
+  assert files, f"no {split} split under {latest}"
+  return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def _value(feature: tf.train.Feature):
+  kind = feature.WhichOneof("kind")
+  values = list(getattr(feature, kind).value) if kind else []
+  return values[0] if values else None
+
+
+def assigned_groups(grouping_uri: str, examples: Sequence) -> np.ndarray:
+  """The grouping artifact's own assignment (NumPy, fitting.assign) of raw tf.Examples (parsed
+  protos or serialized bytes): the reference the serving graph must agree with."""
+  parsed = [tf.train.Example.FromString(e) if isinstance(e, bytes) else e for e in examples]
+  g = store.load(grouping_uri)
+  columns = {}
+  for name in g.features:
+    col = np.empty(len(parsed), dtype=object)
+    for i, ex in enumerate(parsed):
+      f = ex.features.feature
+      col[i] = _value(f[name]) if name in f else None
+    columns[name] = col
+  return fitting.assign(g, columns)

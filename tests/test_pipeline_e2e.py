@@ -1,5 +1,6 @@
-"""The whole pipeline with LocalDagRunner on a small Ames sample: MLMD, pushed model, grouping
-agreement between the serving graph and the grouping component, and the anomaly stop."""
+"""The whole pipeline with LocalDagRunner on a small Ames sample: MLMD, the three splits and
+who sees which, pushed model, grouping agreement between the serving graph and the grouping
+artifact on every test row, per-group test slices, the anomaly stop and the too-few-test-rows stop."""
 import collections
 import glob
 import os
@@ -9,7 +10,11 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from ml_metadata.metadata_store import metadata_store
+from tfx.types import artifact_utils
+
 from components.anomaly_gate import DataAnomalyError
+from components.grouping import store as grouping_store
 from pipeline import timings
 from tests import pipeline_fixtures as fx
 
@@ -22,12 +27,17 @@ def _executions(cfg):
                              for _, name, state, _ in timings.component_seconds(fx.connection(cfg)))
 
 
-def _annotated_eval_records(summary_grouping_uri: str):
-  # annotated examples live beside the grouping artifact: <root>/Grouping/annotated_examples/<id>
-  grouping_dir = os.path.dirname(os.path.dirname(summary_grouping_uri))
-  files = glob.glob(os.path.join(grouping_dir, "annotated_examples", "*", "Split-eval", "*"))
-  assert files, f"no annotated eval examples under {grouping_dir}"
-  return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+def _input_examples(cfg, component: str):
+  """(split_names, uri) of every Examples artifact the latest `component` execution read."""
+  mlmd = metadata_store.MetadataStore(fx.connection(cfg))
+  run = [e for e in mlmd.get_executions() if e.properties["component_id"].string_value == component]
+  assert run, f"no {component} execution in MLMD"
+  latest = max(run, key=lambda e: e.id)
+  ids = [ev.artifact_id for ev in mlmd.get_events_by_execution_ids([latest.id])
+         if ev.type == ev.INPUT]
+  types = {t.id: t.name for t in mlmd.get_artifact_types()}
+  return [(artifact_utils.decode_split_names(a.properties["split_names"].string_value), a.uri)
+          for a in mlmd.get_artifacts_by_id(ids) if types[a.type_id] == "Examples"]
 
 
 @pytest.fixture(scope="module")
@@ -47,30 +57,74 @@ def test_every_component_executed_once(finished_run):
 
 
 @pytest.mark.slow
-def test_pushed_model_predicts_and_assigns_groups_like_the_component(finished_run):
+def test_example_gen_writes_three_splits_sized_by_the_config(finished_run):
+  cfg, summary = finished_run
+  sizes = {s: len(fx.latest_split_examples(cfg, s)) for s in ("train", "eval", "test")}
+  assert all(sizes.values()), sizes
+  assert sum(sizes.values()) == 800
+  for split, n in sizes.items():   # 70/15/15 by hash: loose bounds on 800 rows
+    share = cfg.dataset.split_sizes[split] / 100
+    assert abs(n / 800 - share) < 0.06, (split, n, sizes)
+  counts = grouping_store.load_summary(summary.grouping_uri)["counts"]
+  assert {s: sum(counts[s]) for s in sizes} == sizes
+
+
+@pytest.mark.slow
+def test_trainer_never_receives_a_test_file(finished_run):
+  cfg, _ = finished_run
+  inputs = _input_examples(cfg, "GroupedTrainer")
+  assert inputs, "the Trainer read no Examples artifact"
+  for splits, uri in inputs:
+    assert "test" not in splits, (splits, uri)
+    on_disk = [d for d in os.listdir(uri) if d.startswith("Split-")]
+    assert sorted(on_disk) == ["Split-eval", "Split-train"], (uri, on_disk)
+    assert not glob.glob(os.path.join(uri, "**", "*test*"), recursive=True)
+
+
+@pytest.mark.slow
+def test_evaluator_judges_on_the_test_split_only(finished_run):
+  cfg, summary = finished_run
+  (splits, _), = _input_examples(cfg, "GroupedEvaluator")
+  assert "test" in splits   # ExampleGen's raw examples; example_splits picks test
+  n_test = len(fx.latest_split_examples(cfg, "test"))
+  overall = summary.overall[next(iter(summary.overall))]
+  assert overall["example_count"] == n_test
+  counts = grouping_store.load_summary(summary.grouping_uri)["counts"]
+  per_group = [summary.groups.get(g, {}).get("examples") or 0 for g in range(len(counts["test"]))]
+  assert per_group == counts["test"] and per_group != counts["eval"]   # test rows, not eval rows
+  assert summary.gate["splits"] == ["test"] and summary.gate["eval_counts"] == counts["test"]
+
+
+@pytest.mark.slow
+def test_pushed_model_predicts_and_assigns_groups_like_the_artifact(finished_run):
   cfg, summary = finished_run
   assert summary.pushed_path.startswith(cfg.serving_base_dir)
   assert os.path.exists(os.path.join(summary.pushed_path, "saved_model.pb"))
   model = tf.saved_model.load(summary.pushed_path)
-  records = _annotated_eval_records(summary.grouping_uri)
+  records = fx.latest_split_examples(cfg, "test")
   out = model.signatures["serving_default"](examples=tf.constant(records))
   pred = out["prediction"].numpy().reshape(-1)
   assert pred.shape == (len(records),) and np.isfinite(pred).all()
-  component_ids = [tf.train.Example.FromString(r).features.feature["group_id"].int64_list.value[0]
-                   for r in records]
-  np.testing.assert_array_equal(out["group_id"].numpy().reshape(-1), component_ids)
-  # predictions are in label units (log price), not standardised
-  labels = [tf.train.Example.FromString(r).features.feature[cfg.dataset.label].float_list.value[0]
-            for r in records]
-  assert np.sqrt(np.mean((pred - np.array(labels)) ** 2)) < 0.5
+  # every test row: the serving graph's group id == the artifact's NumPy assignment
+  np.testing.assert_array_equal(out["group_id"].numpy().reshape(-1),
+                                fx.assigned_groups(summary.grouping_uri, records))
+  # predictions are in label units (log price) and beat the best constant (the test mean)
+  labels = np.array([tf.train.Example.FromString(r).features.feature[cfg.dataset.label]
+                     .float_list.value[0] for r in records])
+  rmse = np.sqrt(np.mean((pred - labels) ** 2))
+  assert rmse < 0.7 * np.std(labels), (rmse, np.std(labels))
 
 
 @pytest.mark.slow
 def test_per_group_results_cover_every_group(finished_run):
   _, summary = finished_run
-  assert summary.groups, "no per-group slices in the evaluation"
+  test_counts = grouping_store.load_summary(summary.grouping_uri)["counts"]["test"]
+  assert len(test_counts) == grouping_store.load_summary(summary.grouping_uri)["num_groups"]
+  present = {g for g, n in enumerate(test_counts) if n}
+  assert len(present) >= 2
+  assert set(summary.groups) == present
   for gid, row in summary.groups.items():
-    assert row["examples"] > 0 and np.isfinite(row["rmse"]), (gid, row)
+    assert row["examples"] == test_counts[gid] and np.isfinite(row["rmse"]), (gid, row)
 
 
 @pytest.mark.slow
@@ -99,6 +153,18 @@ def test_wrong_type_column_stops_before_training(tmp_path):
 
 
 @pytest.mark.slow
+def test_too_few_test_rows_for_the_gate_stop_before_blessing(tmp_path):
+  cfg = fx.small_config(str(tmp_path), rows=400,
+                        overrides={"evaluation.min_group_examples": 400})
+  with pytest.raises(Exception, match=r"split test has \d+ rows.*min_group_examples=400"):
+    fx.run(cfg)
+  execs = _executions(cfg)
+  assert execs[("GroupedTrainer", "COMPLETE")] == 1
+  assert not any(name == "Pusher" for name, _ in execs)
+  assert not glob.glob(os.path.join(cfg.serving_base_dir, "*"))
+
+
+@pytest.mark.slow
 def test_dev_server_serves_the_pushed_model_over_grpc_and_rest(finished_run):
   """The real tensorflow-serving-api stubs against the model the pipeline pushed."""
   import grpc  # pylint: disable=g-import-not-at-top
@@ -107,7 +173,7 @@ def test_dev_server_serves_the_pushed_model_over_grpc_and_rest(finished_run):
   from serving.launcher import start_server  # pylint: disable=g-import-not-at-top
 
   cfg, summary = finished_run
-  records = _annotated_eval_records(summary.grouping_uri)[:20]
+  records = fx.latest_split_examples(cfg, "test")[:20]
   local = tf.saved_model.load(summary.pushed_path).signatures["serving_default"](
       examples=tf.constant(records))
   with start_server(cfg.serving_base_dir, cfg.serving.model_name) as server:

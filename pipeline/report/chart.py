@@ -45,7 +45,7 @@ def rmse_by_group(content: ReportContent, path: str) -> str:
                label=f"baseline overall {base_overall:.3f}")
   ax.set_xticks(x, [f"{g.label.split()[-1]}\nn={g.candidate.get('example_count', 0):.0f}"
                     for g in groups])
-  ax.set_xlabel("group (eval rows)")
+  ax.set_xlabel("group (test rows)")
   ax.set_ylabel("RMSE (label units)")
   verdict = {True: "BLESSED", False: "NOT blessed", None: "no blessing"}[content.blessed]
   ax.set_title(f"{content.title}: RMSE per group - {verdict}")

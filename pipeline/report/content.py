@@ -79,7 +79,10 @@ def _rules(s: RunSummary) -> List[str]:
                "absolute bound alone decides")
   gate = s.gate
   if gate:
-    out.append(f"each group with >= {gate['min_examples']} eval rows: RMSE may worsen by at most "
+    split = "+".join(gate.get("splits", ["test"]))
+    out.append(f"every metric is computed on the {split} split (never used for training or "
+               "model choices)")
+    out.append(f"each group with >= {gate['min_examples']} {split} rows: RMSE may worsen by at most "
                f"{100 * gate['relative_tolerance']:g}% vs the baseline "
                f"(gated: {gate['gated'] or 'none'}; reported only: {gate['not_gated'] or 'none'})")
   return out

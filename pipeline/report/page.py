@@ -60,7 +60,7 @@ def _slice_row(r: SliceRow, extra_cells: str = "", css: str = "") -> str:
 
 
 def _metric_headers(names) -> List[str]:
-  return (["eval rows", "RMSE candidate", "RMSE baseline", "RMSE change"]
+  return (["test rows", "RMSE candidate", "RMSE baseline", "RMSE change"]
           + [names[m] for m in _METRICS[2:]] + ["failed threshold"])
 
 

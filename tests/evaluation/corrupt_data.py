@@ -1,10 +1,11 @@
-"""A copy of a run's CSV with one group's TRAINING labels shifted, eval rows left honest.
+"""A copy of a run's CSV with one group's TRAINING labels shifted, eval and test rows honest.
 
 CsvExampleGen splits rows by a hash of the whole serialized tf.Example, label included, so
-changing a label can move a row from train to eval. Only rows that are in the train split of a
+changing a label can move a row out of train. Only rows that are in the train split of a
 finished run, and whose shifted example still hashes into train (checked with ExampleGen's own
-partition function), are shifted: the eval split of the corrupted data is then byte-for-byte the
-honest eval split, and `eval_records` lets a test check exactly that.
+partition function), are shifted: the eval and test splits of the corrupted data are then
+byte-for-byte the honest ones, and `split_records` lets a test check exactly that. Group ids are
+the grouping artifact's own assignment (fitting.assign on the artifact), not a rewritten copy.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from tfx.components.example_gen import base_example_gen_executor
 from tfx.proto import example_gen_pb2
 
 from models.grouped_regression import features as fk
-from pipeline.config import PipelineConfig
+from pipeline.config import SPLITS, PipelineConfig
+from tests import pipeline_fixtures as fx
 
 
 def _records(pattern: str) -> List[bytes]:
@@ -34,17 +36,16 @@ def _latest_dir(pattern: str) -> str:
   return max(dirs, key=lambda d: int(os.path.basename(d)))
 
 
-def eval_records(cfg: PipelineConfig) -> List[bytes]:
-  """The latest CsvExampleGen eval split of cfg's pipeline root as sorted deterministic
+def split_records(cfg: PipelineConfig, split: str) -> List[bytes]:
+  """The latest CsvExampleGen `split` of cfg's pipeline root as sorted deterministic
   serializations (ExampleGen's own bytes may order the feature map differently run to run)."""
   d = _latest_dir(os.path.join(cfg.pipeline_root, "CsvExampleGen", "examples", "*"))
   return sorted(tf.train.Example.FromString(r).SerializeToString(deterministic=True)
-                for r in _records(os.path.join(d, "Split-eval", "*")))
+                for r in _records(os.path.join(d, f"Split-{split}", "*")))
 
 
-def annotated_train(cfg: PipelineConfig) -> List[tf.train.Example]:
-  d = _latest_dir(os.path.join(cfg.pipeline_root, "Grouping", "annotated_examples", "*"))
-  return [tf.train.Example.FromString(r) for r in _records(os.path.join(d, "Split-train", "*"))]
+def _latest_grouping_uri(cfg: PipelineConfig) -> str:
+  return _latest_dir(os.path.join(cfg.pipeline_root, "Grouping", "grouping", "*"))
 
 
 def _value(feature: tf.train.Feature):
@@ -79,13 +80,12 @@ def _csv_key(row: Dict[str, str], kinds: Dict[str, str], skip: Tuple[str, ...]) 
 
 
 def _stays_in_train(example: tf.train.Example, cfg: PipelineConfig) -> bool:
-  d = cfg.dataset
+  sizes = [cfg.dataset.split_sizes[s] for s in SPLITS]
   split_config = example_gen_pb2.SplitConfig(splits=[
-      example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=d.train_buckets),
-      example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=d.eval_buckets)])
-  buckets = [d.train_buckets, d.train_buckets + d.eval_buckets]
+      example_gen_pb2.SplitConfig.Split(name=s, hash_buckets=n) for s, n in zip(SPLITS, sizes)])
+  buckets = list(np.cumsum(sizes))
   return base_example_gen_executor._PartitionFn(  # pylint: disable=protected-access
-      example, 2, buckets, split_config) == 0
+      example, len(SPLITS), buckets, split_config) == 0
 
 
 def write_shifted_copy(cfg: PipelineConfig, out_dir: str, group: int, shift: float,
@@ -95,19 +95,21 @@ def write_shifted_copy(cfg: PipelineConfig, out_dir: str, group: int, shift: flo
   label = cfg.dataset.label
   src = os.path.join(cfg.csv_dir, f"{cfg.name}.csv")
   df = pd.read_csv(src, dtype=str, keep_default_na=False)
-  train = annotated_train(cfg)
+  d = _latest_dir(os.path.join(cfg.pipeline_root, "CsvExampleGen", "examples", "*"))
+  train = [tf.train.Example.FromString(r)
+           for r in _records(os.path.join(d, "Split-train", "*"))]
+  groups = fx.assigned_groups(_latest_grouping_uri(cfg), train)
   kinds = {n: f.WhichOneof("kind") for ex in train for n, f in ex.features.feature.items()
            if n != group_feature and f.WhichOneof("kind")}
   missing = sorted(set(kinds) - set(df.columns))
   assert not missing, f"{src}: columns {missing} are in the examples but not in the CSV"
   skip = (label, group_feature)
   new_label: Dict[Tuple, Optional[str]] = {}
-  for ex in train:
-    if ex.features.feature[group_feature].int64_list.value[0] != group:
+  for ex, g in zip(train, groups):
+    if g != group:
       continue
     shifted = tf.train.Example()
     shifted.CopyFrom(ex)
-    del shifted.features.feature[group_feature]
     y = float(np.float32(ex.features.feature[label].float_list.value[0] + shift))
     shifted.features.feature[label].float_list.value[:] = [y]
     key = _key(shifted, kinds, skip)

@@ -2,14 +2,14 @@
 pipeline root so each candidate is judged against the latest blessed model:
 
   A  weak model (1 epoch, no refit), honest data  -> first run: blessed on the absolute bound, pushed
-  B  good model, one group's TRAINING labels shifted (eval rows honest)
+  B  good model, one group's TRAINING labels shifted (eval and test rows honest)
                                         -> better overall than A, clearly worse on that group:
                                            NOT blessed, NOT pushed
   C  good model, honest data            -> healthy: blessed against A and pushed
   D  weak model (another seed)          -> worse overall than C: NOT blessed, NOT pushed
 
 B re-runs every component (new CSV); C and D re-use A's upstream executions from the cache and
-re-run only Trainer, Evaluator and Pusher.
+re-run only Trainer, Evaluator and Pusher. Every verdict is on the `test` split.
 """
 from __future__ import annotations
 
@@ -49,12 +49,12 @@ def runs(tmp_path_factory):
   tmp = str(tmp_path_factory.mktemp("blessing"))
   honest_weak = fx.small_config(tmp, rows=ROWS, overrides={**BASE, **WEAK})
   a = _run(honest_weak)
-  # shift the gated group with the fewest eval rows: a clear regression there, small overall
+  # shift the gated group with the fewest test rows: a clear regression there, small overall
   counts = a.gate["eval_counts"]
   target = min(a.gate["gated"], key=lambda g: counts[g])
   bad_dir = os.path.join(tmp, "data_shifted")
   shifted = corrupt_data.write_shifted_copy(honest_weak, bad_dir, group=target, shift=SHIFT)
-  honest_eval = corrupt_data.eval_records(honest_weak)
+  honest_eval = {s: corrupt_data.split_records(honest_weak, s) for s in ("eval", "test")}
   bad_cfg = fx.small_config(tmp, rows=ROWS,
                             overrides={**BASE, **GOOD, "dataset.csv_dir": bad_dir})
   b = _run(bad_cfg)
@@ -88,7 +88,8 @@ def test_first_run_is_blessed_on_the_absolute_bound_and_pushed(runs):
 @pytest.mark.slow
 def test_every_metric_is_computed_on_every_slice(runs):
   c, cfg = runs["c"], runs["cfg"]
-  counts = grouping_store.load_summary(c.grouping_uri)["counts"]["eval"]
+  counts = grouping_store.load_summary(c.grouping_uri)["counts"]["test"]
+  assert c.gate["splits"] == ["test"] and c.gate["eval_counts"] == counts
   group_slices = {k for k in c.metrics if k and k[0][0] == fk.GROUP_KEY}
   assert group_slices == {_group_slice(g) for g, n in enumerate(counts) if n}
   extra = {k for k in c.metrics if k and k[0][0] in cfg.evaluation.extra_slices}
@@ -108,8 +109,9 @@ def test_every_metric_is_computed_on_every_slice(runs):
 def test_better_overall_but_worse_on_one_group_is_not_blessed_nor_pushed(runs):
   b, target = runs["b"], runs["target"]
   assert runs["shifted"] > 20
-  # the eval rows are the honest ones: identical to run A's eval split
-  assert corrupt_data.eval_records(runs["bad_cfg"]) == runs["honest_eval"]
+  # the eval and test rows are the honest ones: identical to run A's
+  for split, records in runs["honest_eval"].items():
+    assert corrupt_data.split_records(runs["bad_cfg"], split) == records, split
   assert b.baseline_model_uri == runs["a"].candidate_model_uri
   assert _overall_rmse(b, "candidate") < _overall_rmse(b, "baseline")   # better overall
   assert b.blessed is False and not b.pushed
