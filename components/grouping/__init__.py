@@ -1,4 +1,4 @@
-"""Grouping component: fits K-Means or a-priori groups on train and annotates every split.
+"""Grouping component: fits K-Means or a-priori groups on train; counts rows per group per split.
 
 `load(uri)` reads a grouping artifact in one call (fitted grouping, summary, report).
 """

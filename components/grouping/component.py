@@ -1,4 +1,7 @@
-"""The grouping TFX component: K-Means (or a-priori) groups, fitted on train, for every split."""
+"""The grouping TFX component: K-Means (or a-priori) groups, fitted on train, counted per split.
+
+Its one output is the grouping model artifact; it writes no examples. Defaults: defaults.py.
+"""
 from __future__ import annotations
 
 import json
@@ -8,14 +11,16 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import component_spec, standard_artifacts
 
+from components.grouping import defaults as d
 from components.grouping import executor, fit_train, fitting
 from components.grouping.artifact_types import GroupingModel
 
 
-def make_config(*, mode: str, features, k_values, group_feature: str = "group_id", seed: int = 0,
-                min_group_share: float = 0.0, sample_size: int = 200_000,
-                silhouette_sample: int = 5_000, min_count: int = 1, categorical: str = "error",
-                n_init: int = 4, tie_tolerance: float = 1e-3) -> Dict[str, Any]:
+def make_config(*, mode: str, features, k_values, group_feature: str = d.GROUP_FEATURE,
+                seed: int = d.SEED, min_group_share: float = d.MIN_GROUP_SHARE,
+                sample_size: int = d.SAMPLE_SIZE, silhouette_sample: int = d.SILHOUETTE_SAMPLE,
+                min_count: int = d.MIN_COUNT, categorical: str = d.CATEGORICAL,
+                n_init: int = d.N_INIT, tie_tolerance: float = d.TIE_TOLERANCE) -> Dict[str, Any]:
   """The executor's config (validated), shared by the component and standalone.run."""
   features = list(features)
   if mode not in (fitting.KMEANS, fitting.APRIORI):
@@ -42,25 +47,26 @@ class GroupingSpec(component_spec.ComponentSpec):
   }
   OUTPUTS = {
       executor.GROUPING_KEY: component_spec.ChannelParameter(type=GroupingModel),
-      executor.ANNOTATED_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
   }
 
 
 class Grouping(base_beam_component.BaseBeamComponent):
-  """Fits groups on the train split and writes them plus group-annotated examples.
+  """Fits groups on the train split; it reads examples and writes no examples.
 
-  Outputs: `grouping` (GroupingModel: centroids/scaler or vocabulary, k curve, counts, report)
-  and `annotated_examples` (every split with an int64 group id feature added).
+  Output: `grouping` (GroupingModel: centroids/scaler or vocabulary, k curve, per-split per-group
+  row counts, report). The group id itself is computed in the Transform graph from raw features.
   Passing ExampleValidator's `anomalies` makes any anomaly stop the run here.
   """
   SPEC_CLASS = GroupingSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-  def __init__(self, examples, *, mode: str, features, k_values, group_feature: str = "group_id",
-               anomalies: Optional[tfx.types.BaseChannel] = None, seed: int = 0,
-               min_group_share: float = 0.0, sample_size: int = 200_000,
-               silhouette_sample: int = 5_000, min_count: int = 1, categorical: str = "error",
-               n_init: int = 4, tie_tolerance: float = 1e-3):
+  def __init__(self, examples, *, mode: str, features, k_values,
+               group_feature: str = d.GROUP_FEATURE,
+               anomalies: Optional[tfx.types.BaseChannel] = None, seed: int = d.SEED,
+               min_group_share: float = d.MIN_GROUP_SHARE, sample_size: int = d.SAMPLE_SIZE,
+               silhouette_sample: int = d.SILHOUETTE_SAMPLE, min_count: int = d.MIN_COUNT,
+               categorical: str = d.CATEGORICAL, n_init: int = d.N_INIT,
+               tie_tolerance: float = d.TIE_TOLERANCE):
     """mode 'kmeans' clusters `features` (k fixed, or chosen from `k_values`); mode 'apriori'
     groups by the single column in `features`. See fit_train/fitting/kselect for the rules."""
     config = make_config(mode=mode, features=features, k_values=k_values,
@@ -71,6 +77,5 @@ class Grouping(base_beam_component.BaseBeamComponent):
     spec = GroupingSpec(
         examples=examples, anomalies=anomalies,
         grouping_config=json.dumps(config, sort_keys=True),
-        grouping=tfx.dsl.Channel(type=GroupingModel),
-        annotated_examples=tfx.dsl.Channel(type=standard_artifacts.Examples))
+        grouping=tfx.dsl.Channel(type=GroupingModel))
     super().__init__(spec=spec)

@@ -1,7 +1,8 @@
-"""Grouping executor: scan train (Beam) -> fit on the bounded sample -> annotate every split (Beam).
+"""Grouping executor: scan train (Beam) -> fit on the bounded sample -> count every split (Beam).
 
-Memory stays flat as data grows: at most `sample_size` rows of the grouping columns ever sit in
-one process; scanning and annotation stream shard by shard through Beam workers.
+The component fits; it does not rewrite data. Memory stays flat as data grows: at most
+`sample_size` rows of the grouping columns ever sit in one process; both passes stream shard by
+shard through Beam workers and decode only the grouping columns (example_io).
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import logging
 import os
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import tensorflow as tf
 from tfx.components.util import examples_utils
@@ -26,10 +27,8 @@ log = logging.getLogger(__name__)
 EXAMPLES_KEY = "examples"
 ANOMALIES_KEY = "anomalies"
 GROUPING_KEY = "grouping"
-ANNOTATED_KEY = "annotated_examples"
 CONFIG_KEY = "grouping_config"
 TRAIN_SPLIT = "train"
-EMPTY_SHARD = "data_tfrecord-00000-of-00001.gz"
 
 
 def split_files(examples, split: str) -> List[str]:
@@ -52,7 +51,7 @@ class _Stopwatch:
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
-  """Fits the grouping on train only and annotates every split with the group id."""
+  """Fits the grouping on train only; counts rows per group in every split (read-only)."""
 
   def Do(self, input_dict, output_dict, exec_properties) -> None:
     anomaly_gate.raise_on_anomalies(input_dict.get(ANOMALIES_KEY, []))
@@ -71,32 +70,26 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       raise fitting.GroupingError(f"the train split of {examples.uri} has no files: nothing to "
                                   "fit groups on")
     grouping_artifact = artifact_utils.get_single_instance(output_dict[GROUPING_KEY])
-    annotated = artifact_utils.get_single_instance(output_dict[ANNOTATED_KEY])
     tmp = self._get_tmp_dir()
 
-    log.info("grouping: scanning %d train file(s) for %s (%s), sample of up to %d rows",
-             len(files[TRAIN_SPLIT]), cfg["features"], cfg["mode"], cfg["sample_size"])
     clock = _Stopwatch()
+    kinds = example_io.probe_kinds(files[TRAIN_SPLIT], cfg["features"], "split 'train'")
+    log.info("grouping: scanning %d train file(s) for %s (%s, kinds %s), sample of up to %d "
+             "rows", len(files[TRAIN_SPLIT]), cfg["features"], cfg["mode"], kinds,
+             cfg["sample_size"])
     scan_path = os.path.join(tmp, "scan.pkl")
-    cache_dir = os.path.join(tmp, "train_columns")   # the scan's columns, for annotate
-    try:
-      with self._make_beam_pipeline() as p:
-        beam_passes.run_scan(p, files[TRAIN_SPLIT], cfg, scan_path, cache_dir)
-      result = beam_passes.read_pickle(scan_path)
-      clock.lap("scan")
-      g = fit_train.fit(result, cfg)
-      clock.lap("fit")
-      log.info("grouping: %s with %d groups fitted on %d of %d train rows", g.mode,
-               g.num_groups, g.fit_rows, result.rows)
+    with self._make_beam_pipeline() as p:
+      beam_passes.run_scan(p, files[TRAIN_SPLIT], cfg, kinds, scan_path)
+    result = beam_passes.read_pickle(scan_path)
+    clock.lap("scan")
+    g = fit_train.fit(result, cfg)
+    clock.lap("fit")
+    log.info("grouping: %s with %d groups fitted on %d of %d train rows", g.mode,
+             g.num_groups, g.fit_rows, result.rows)
 
-      report.preload()   # the report's imports overlap the annotate pass
-      annotated.split_names = artifact_utils.encode_split_names(splits)
-      examples_utils.set_payload_format(annotated, payload)
-      stats = self._annotate(splits, files, annotated, g, cfg["group_feature"], tmp, cache_dir)
-    finally:
-      if tf.io.gfile.exists(cache_dir):
-        tf.io.gfile.rmtree(cache_dir)
-    clock.lap("annotate")
+    report.preload()   # the report's imports overlap the counting pass
+    stats = self._count(splits, files, g, result.kinds, tmp)
+    clock.lap("counts")
 
     summary = summary_lib.build(g, result, stats, cfg)
     html = report.write(grouping_artifact.uri, g, summary, result.sample)
@@ -111,22 +104,16 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       log.warning("grouping: %s", w)
     log.info("grouping: report written to %s", html)
 
-  def _annotate(self, splits, files, annotated, g, feature_name, tmp,
-                cache_dir) -> Dict[str, Dict]:
-    shards: List[Tuple[str, str, str, Optional[str]]] = []
+  def _count(self, splits, files, g, kinds, tmp) -> Dict[str, Dict]:
+    """{split: {rows, counts, missing}} by a read-only pass over every split's shards."""
+    shards: List[Tuple[str, str]] = []
     for split in splits:
-      out_dir = artifact_utils.get_split_uri([annotated], split)
-      tf.io.gfile.makedirs(out_dir)
-      if not files[split]:   # keep the split readable downstream: one empty shard
-        log.warning("grouping: split %s has no files; writing an empty shard", split)
-        example_io.ShardWriter(os.path.join(out_dir, EMPTY_SHARD), tmp).close()
-      for path in files[split]:
-        shards.append((split, path, os.path.join(out_dir, os.path.basename(path)),
-                       cache_dir if split == TRAIN_SPLIT else None))
-    stats_path = os.path.join(tmp, "annotate_stats.pkl")
+      if not files[split]:
+        log.warning("grouping: split %s has no files", split)
+      shards.extend((split, path) for path in files[split])
+    stats_path = os.path.join(tmp, "count_stats.pkl")
     with self._make_beam_pipeline() as p:
-      beam_passes.run_annotate(p, shards, store.to_json_dict(g), feature_name,
-                               os.path.join(tmp, "shards"), stats_path)
+      beam_passes.run_counts(p, shards, store.to_json_dict(g), kinds, stats_path)
     stats = beam_passes.read_pickle(stats_path)
     for split in splits:
       stats.setdefault(split, {"rows": 0, "counts": [0] * g.num_groups,

@@ -76,7 +76,7 @@ class TrainScan:
   # -- adding and merging ---------------------------------------------------------------------
   def add_batch(self, hashes: np.ndarray, columns: Dict[str, np.ndarray],
                 kinds: Dict[str, Optional[str]]) -> None:
-    """One parsed batch: columns as example_io.parse_columns returns them for usage_of(kind)."""
+    """One batch: columns as example_io.column_of returns them for usage_of(kind)."""
     n = len(hashes)
     self.rows += n
     for f in self.features:
@@ -172,10 +172,10 @@ class TrainScan:
 
 
 def scan_batches(scan: TrainScan, batches: Iterable, key: int) -> TrainScan:
-  """Feeds one shard's parsed batches (example_io.ParsedBatch, in shard order) into `scan`."""
+  """Feeds one shard's batches (example_io.ColumnBatch, in shard order) into `scan`."""
   start = 0
   for b in batches:
-    n = len(b.records)
+    n = len(b)
     scan.add_batch(row_hashes(key, start, n), b.columns, b.kinds)
     start += n
   return scan

@@ -29,8 +29,8 @@ def examples_artifact(uri: str, splits: Sequence[str]) -> standard_artifacts.Exa
 
 def build(examples_uri: str, splits: Sequence[str], output_dir: str,
           beam_pipeline_args: Optional[List[str]] = None,
-          **component_args) -> Tuple[Callable[[], None], str, str]:
-  """The executor ready to run: (do, grouping artifact URI, annotated examples URI).
+          **component_args) -> Tuple[Callable[[], None], str]:
+  """The executor ready to run: (do, grouping artifact URI).
 
   component_args are the Grouping component's (mode, features, k_values, seed, ...). With no
   beam_pipeline_args Beam runs in process (DirectRunner, in_memory) and TFX skips building its
@@ -38,23 +38,21 @@ def build(examples_uri: str, splits: Sequence[str], output_dir: str,
   """
   grouping = GroupingModel()
   grouping.uri = os.path.join(output_dir, "grouping")
-  annotated = standard_artifacts.Examples()
-  annotated.uri = os.path.join(output_dir, "annotated_examples")
   context = base_beam_executor.BaseBeamExecutor.Context(
       beam_pipeline_args=beam_pipeline_args or [],
       tmp_dir=os.path.join(output_dir, "tmp"), unique_id="grouping")
   config = component.make_config(**component_args)
   ex = executor.Executor(context)
   inputs = {executor.EXAMPLES_KEY: [examples_artifact(examples_uri, splits)]}
-  outputs = {executor.GROUPING_KEY: [grouping], executor.ANNOTATED_KEY: [annotated]}
+  outputs = {executor.GROUPING_KEY: [grouping]}
   props = {executor.CONFIG_KEY: json.dumps(config, sort_keys=True)}
-  return (lambda: ex.Do(inputs, outputs, props)), grouping.uri, annotated.uri
+  return (lambda: ex.Do(inputs, outputs, props)), grouping.uri
 
 
 def run(examples_uri: str, splits: Sequence[str], output_dir: str,
-        beam_pipeline_args: Optional[List[str]] = None, **component_args) -> Tuple[str, str]:
-  """Runs Executor.Do; returns (grouping artifact URI, annotated examples URI)."""
-  do, grouping_uri, annotated_uri = build(examples_uri, splits, output_dir, beam_pipeline_args,
-                                          **component_args)
+        beam_pipeline_args: Optional[List[str]] = None, **component_args) -> str:
+  """Runs Executor.Do; returns the grouping artifact URI."""
+  do, grouping_uri = build(examples_uri, splits, output_dir, beam_pipeline_args,
+                           **component_args)
   do()
-  return grouping_uri, annotated_uri
+  return grouping_uri

@@ -1,6 +1,7 @@
 """summary.json: what the component saw and did, for people, the report and downstream code.
 
-`counts[split]` is the row count per group id (pipeline/run_summary.py reads counts['train']).
+`counts[split]` is the row count per group id in every split (the evaluation gate reads
+counts['test']; pipeline/run_summary.py reads counts['train']).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ SUMMARY_VERSION = 2
 
 def build(g: fitting.Grouping, result: scan.ScanResult, stats: Dict[str, Dict[str, Any]],
           cfg: Dict[str, Any]) -> Dict[str, Any]:
-  """stats: {split: {"rows", "counts", "missing"}} from the annotate pass."""
+  """stats: {split: {"rows", "counts", "missing"}} from the counting pass."""
   counts = {s: list(st["counts"]) for s, st in stats.items()}
   rows = {s: int(st["rows"]) for s, st in stats.items()}
   shares = {s: [c / rows[s] if rows[s] else 0.0 for c in counts[s]] for s in counts}
@@ -22,7 +23,7 @@ def build(g: fitting.Grouping, result: scan.ScanResult, stats: Dict[str, Dict[st
   warnings: List[str] = list(g.notes)
   for s in sorted(rows):
     if rows[s] == 0:
-      warnings.append(f"split '{s}' has no examples (written empty)")
+      warnings.append(f"split '{s}' has no examples")
     elif empty[s]:
       warnings.append(f"split '{s}': group(s) {empty[s]} have no rows")
     for f, n in missing[s].items():

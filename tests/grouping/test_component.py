@@ -1,16 +1,12 @@
-"""The real Grouping component in a tiny pipeline (CsvExampleGen -> Grouping -> StatisticsGen on
-the annotated examples, LocalDagRunner, tmp dir): artifact contents, the annotated examples,
-and per-group statistics."""
+"""The real Grouping component in a tiny pipeline (CsvExampleGen -> Grouping, LocalDagRunner,
+tmp dir): its one output, the artifact's contents and the per-split counts."""
 import glob
 import os
 
 import numpy as np
 import pandas as pd
 import pytest
-import tensorflow as tf
-import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
-from tfx_bsl.public.proto import slicing_spec_pb2
 
 import components.grouping as grouping_pkg
 from components.grouping import fitting, store
@@ -42,19 +38,15 @@ def run(tmp_path_factory):
   grouping = Grouping(examples=example_gen.outputs["examples"], mode="kmeans",
                       features=["lon", "lat"], k_values=range(2, 7), group_feature=GROUP,
                       seed=5, min_group_share=0.05, sample_size=100_000)
-  slicing = slicing_spec_pb2.SlicingConfig(
-      slicing_specs=[slicing_spec_pb2.SlicingSpec(feature_keys=[GROUP])])
-  stats = tfx.components.StatisticsGen(examples=grouping.outputs["annotated_examples"],
-                                       stats_options=tfdv.StatsOptions(slicing_config=slicing))
+  assert set(grouping.outputs) == {"grouping"}                # fits; writes no examples
   pipeline = tfx.dsl.Pipeline(
       pipeline_name="grouping_test", pipeline_root=os.path.join(root, "pipeline"),
-      components=[example_gen, grouping, stats],
+      components=[example_gen, grouping],
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           os.path.join(root, "metadata.sqlite")))
   tfx.orchestration.LocalDagRunner().run(pipeline)
   art = lambda name: glob.glob(os.path.join(root, "pipeline", "*", name, "*"))[0]  # noqa: E731
-  return {"examples": art("examples"), "grouping": art("grouping"),
-          "annotated": art("annotated_examples"), "statistics": art("statistics")}
+  return {"examples": art("examples"), "grouping": art("grouping")}
 
 
 def _raw(examples, name):
@@ -86,28 +78,13 @@ def test_artifact_holds_fit_curve_counts_and_a_report(run):
 
 
 @pytest.mark.slow
-def test_annotated_examples_are_the_inputs_plus_the_components_group_id(run):
+def test_counts_per_split_are_the_components_assignment_of_the_examples(run):
   g = store.load(run["grouping"])
   counts = store.load_summary(run["grouping"])["counts"]
+  assert sorted(counts) == ["eval", "train"]
   for split in ("train", "eval"):
     original = h.read_split(run["examples"], split)
-    annotated = h.read_split(run["annotated"], split)
-    assert len(annotated) == len(original) > 0
-    ids = np.array([ex.features.feature[GROUP].int64_list.value[0] for ex in annotated])
-    for before, after in zip(original, annotated):
-      del after.features.feature[GROUP]
-      assert before == after                               # nothing else changed
-    expected = fitting.assign(g, {"lon": _raw(original, "lon"), "lat": _raw(original, "lat")})
-    np.testing.assert_array_equal(ids, expected)
+    ids = fitting.assign(g, {"lon": _raw(original, "lon"), "lat": _raw(original, "lat")})
     assert np.bincount(ids, minlength=g.num_groups).tolist() == counts[split]
-
-
-@pytest.mark.slow
-def test_statistics_gen_computes_per_group_statistics(run):
-  counts = store.load_summary(run["grouping"])["counts"]["train"]
-  stats = tfdv.load_stats_binary(os.path.join(run["statistics"], "Split-train",
-                                              "FeatureStats.pb"))
-  per_group = {d.name: d.num_examples for d in stats.datasets}
-  for gid, n in enumerate(counts):
-    assert per_group[f"{GROUP}_{gid}"] == n
-  assert tf.io.gfile.exists(os.path.join(run["statistics"], "Split-eval", "FeatureStats.pb"))
+  assert not glob.glob(os.path.join(os.path.dirname(os.path.dirname(run["grouping"])),
+                                    "annotated_examples"))

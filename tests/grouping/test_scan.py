@@ -19,6 +19,14 @@ def _shard_batches(n, seed, batch):
   return [recs[i:i + batch] for i in range(0, n, batch)]
 
 
+def _decoded(batches, features, mode, where):
+  """Record batches as the executor's reader decodes them (projected schema, kinds probed)."""
+  kinds = example_io.batch_kinds([r for b in batches for r in b], features, where)
+  decode = example_io.decoder(kinds, scan.usage_fn(mode), where)
+  for b in batches:
+    yield decode(list(b))
+
+
 def _scan(shards, sample_size, batch_sizes=None, merge_order=None):
   parts = []
   for name, batches in shards.items():
@@ -26,7 +34,7 @@ def _scan(shards, sample_size, batch_sizes=None, merge_order=None):
     if batch_sizes:   # re-batch the shard
       flat = np.concatenate(batches)
       batches = [flat[i:i + batch_sizes] for i in range(0, len(flat), batch_sizes)]
-    parsed = example_io.parse_batches(batches, s.features, scan.usage_fn(s.mode), name)
+    parsed = _decoded(batches, s.features, s.mode, name)
     parts.append(scan.scan_batches(s, parsed, scan.shard_key(0, name)))
   order = merge_order or range(len(parts))
   total = scan.TrainScan(["lon", "lat", "zone"], "kmeans", sample_size)
