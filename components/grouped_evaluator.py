@@ -15,7 +15,10 @@ key up in the transformed features of EVERY model spec and takes the union of th
 K-Means id differs between the two groupings would land in two group slices. The executor
 therefore writes two explicit model specs: the candidate keeps `preprocessing_function_names`,
 the baseline gets none (and its SavedModel has no `transformed_features` default signature), so
-`group_id` is the candidate's assignment and both models are scored on those same rows.
+`group_id` is the candidate's assignment and both models are scored on those same rows. One
+more TFMA quirk: when only one model yields transformed features, ModelSignaturesDoFn stores
+them without the model-name key, and the multi-model SliceKeyExtractor then finds nothing; the
+`custom_extractors` hook below (TFX Evaluator's own extension point) re-keys them by candidate.
 
 Too few test rows for the gate (no group reaches `min_examples`) fails the run with the split
 and the counts, so nothing is blessed or pushed. The decision is written next to the TFMA
@@ -23,13 +26,16 @@ output as `group_gate.json` and recorded on the blessing artifact.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
 from typing import List
 
+import apache_beam as beam
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis import constants as tfma_constants
 from tfx import v1 as tfx
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import executor_spec
@@ -91,6 +97,33 @@ def candidate_only_slicing(config: tfma.EvalConfig, has_baseline: bool) -> None:
   del baseline.preprocessing_function_names[:]
 
 
+@beam.ptransform_fn
+def _KeyTransformedFeaturesByCandidate(extracts):  # pylint: disable=invalid-name
+  def rekey(extract):
+    transformed = extract.get(tfma_constants.TRANSFORMED_FEATURES_KEY)
+    if not isinstance(transformed, dict) or tfma.CANDIDATE_KEY in transformed:
+      return extract
+    out = copy.copy(extract)
+    out[tfma_constants.TRANSFORMED_FEATURES_KEY] = {tfma.CANDIDATE_KEY: transformed}
+    return out
+  return extracts | beam.Map(rekey)
+
+
+def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
+  """TFMA's default extractors; with a baseline, the candidate's transformed features (the only
+  ones computed, see candidate_only_slicing) are keyed by its name so slicing finds them."""
+  extractors = tfma.default_extractors(eval_shared_model=eval_shared_model,
+                                       eval_config=eval_config,
+                                       tensor_adapter_config=tensor_adapter_config)
+  if len(eval_config.model_specs) < 2:
+    return extractors
+  at = next(i for i, e in enumerate(extractors) if e.stage_name == "ExtractTransformedFeatures")
+  extractors.insert(at + 1, tfma.extractors.Extractor(
+      stage_name="KeyTransformedFeaturesByCandidate",
+      ptransform=_KeyTransformedFeaturesByCandidate()))  # pylint: disable=no-value-for-parameter
+  return extractors
+
+
 class GroupedEvaluatorExecutor(evaluator_executor.Executor):
   """Stock Evaluator executor with per-group thresholds added from the grouping artifact."""
 
@@ -113,6 +146,7 @@ class GroupedEvaluatorExecutor(evaluator_executor.Executor):
     props = {**exec_properties,
              standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(config)}
     props.pop(GROUP_GATE_KEY)
+    props["custom_extractors"] = f"{__name__}.custom_extractors"   # read by udf_utils.get_fn
     super().Do(input_dict, output_dict, props)
 
     evaluation = artifact_utils.get_single_instance(

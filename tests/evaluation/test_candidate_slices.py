@@ -1,0 +1,130 @@
+"""Group slices come from the CANDIDATE's transform graph, and both models are scored on those rows.
+
+K-Means ids are not stable across refits, so the baseline's group 1 is not the candidate's
+group 1. Two tiny SavedModels with the pipeline's contract (`serving_default` and
+`transform_features`, both on serialized tf.Examples) number the same two groups the other way
+round; the real GroupedEvaluator executor (stock TFX Evaluator + TFMA) then evaluates them on a
+`test` split. Without the candidate-only slicing, TFMA 0.47 takes the union of both models'
+`group_id` values and every row lands in both group slices.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.utils import proto_utils
+
+from components import grouped_evaluator
+from components.group_gate import RMSE, GroupGate
+from components.grouping import store
+from components.grouping.artifact_types import GroupingModel
+from pipeline import eval_results
+from pipeline.eval_config import build_eval_config
+
+N = 120
+CAND_ERR = 0.1                  # candidate: prediction = x + 0.1 everywhere
+BASE_ERR = {1: 0.5, 0: 0.2}     # baseline: + 0.5 where x > 0, + 0.2 elsewhere
+
+
+class _Model(tf.Module):
+  """group = (x > 0), renumbered when `flip`; prediction = x + error by that group."""
+
+  def __init__(self, flip: bool, errors):
+    super().__init__()
+    self.flip, self.errors = flip, errors
+
+  def _group(self, x):
+    positive = tf.cast(x > 0, tf.int64)
+    return 1 - positive if self.flip else positive
+
+  @staticmethod
+  def _x(examples):
+    return tf.io.parse_example(examples, {"x": tf.io.FixedLenFeature([], tf.float32)})["x"]
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  def serving_default(self, examples):
+    x = self._x(examples)
+    err = tf.where(x > 0, self.errors[1], self.errors[0])
+    return {"prediction": tf.reshape(x + err, [-1, 1]),
+            "group_id": tf.reshape(self._group(x), [-1, 1])}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  def transform_features(self, examples):
+    return {"group_id": self._group(self._x(examples))}
+
+
+def _model_artifact(root: str, name: str, module: _Model):
+  a = standard_artifacts.Model()
+  a.uri = os.path.join(root, name)
+  tf.saved_model.save(module, os.path.join(a.uri, "Format-Serving"), signatures={
+      "serving_default": module.serving_default.get_concrete_function(),
+      "transform_features": module.transform_features.get_concrete_function()})
+  return a
+
+
+def _examples(root: str, xs: np.ndarray):
+  a = standard_artifacts.Examples()
+  a.uri = os.path.join(root, "examples")
+  a.split_names = artifact_utils.encode_split_names(["test"])
+  os.makedirs(os.path.join(a.uri, "Split-test"))
+  with tf.io.TFRecordWriter(os.path.join(a.uri, "Split-test", "data.gz"), "GZIP") as w:
+    for x in xs:
+      ex = tf.train.Example()
+      ex.features.feature["x"].float_list.value.append(float(x))
+      ex.features.feature["y"].float_list.value.append(float(x))
+      w.write(ex.SerializeToString())
+  return a
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("candidate_slices"))
+  xs = np.random.default_rng(0).uniform(-1, 1, N).astype(np.float32)
+  cand_groups = (xs > 0).astype(int)          # candidate numbering: group 1 = x > 0
+  grouping = GroupingModel()
+  grouping.uri = os.path.join(root, "grouping")
+  os.makedirs(grouping.uri)
+  store.write_summary(grouping.uri, {"counts": {"test": np.bincount(cand_groups).tolist()}})
+  evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
+  evaluation.uri, blessing.uri = os.path.join(root, "eval"), os.path.join(root, "blessing")
+  os.makedirs(evaluation.uri)
+  os.makedirs(blessing.uri)
+  config = build_eval_config(label_key="y", rmse_upper_bound=10.0, overall_rmse_tolerance=10.0)
+  inputs = {
+      standard_component_specs.EXAMPLES_KEY: [_examples(root, xs)],
+      standard_component_specs.MODEL_KEY: [
+          _model_artifact(root, "candidate", _Model(False, {1: CAND_ERR, 0: CAND_ERR}))],
+      standard_component_specs.BASELINE_MODEL_KEY: [
+          _model_artifact(root, "baseline", _Model(True, BASE_ERR))],
+      grouped_evaluator.GROUPING_KEY: [grouping],
+  }
+  outputs = {standard_component_specs.EVALUATION_KEY: [evaluation],
+             standard_component_specs.BLESSING_KEY: [blessing]}
+  props = {standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(config),
+           standard_component_specs.EXAMPLE_SPLITS_KEY: '["test"]',
+           grouped_evaluator.GROUP_GATE_KEY: GroupGate(min_examples=10).to_json()}
+  grouped_evaluator.GroupedEvaluatorExecutor().Do(inputs, outputs, props)
+  return eval_results.load_slice_metrics(evaluation.uri), cand_groups, xs
+
+
+def test_group_slices_are_the_candidates_groups(evaluated):
+  metrics, cand_groups, _ = evaluated
+  groups = {k: v for k, v in metrics.items() if k}
+  assert set(groups) == {(("group_id", "0"),), (("group_id", "1"),)}
+  for g in (0, 1):   # each row in exactly one slice: the candidate's assignment
+    m = metrics[(("group_id", str(g)),)]
+    assert m["candidate"]["example_count"] == int((cand_groups == g).sum())
+    assert m["baseline"]["example_count"] == int((cand_groups == g).sum())
+  assert metrics[()]["candidate"]["example_count"] == N
+
+
+def test_baseline_is_scored_on_the_candidates_rows(evaluated):
+  metrics, _, _ = evaluated
+  # candidate group 1 is x > 0, where the baseline errs by 0.5 (its own numbering calls it 0)
+  for g in (0, 1):
+    m = metrics[(("group_id", str(g)),)]
+    assert m["candidate"][RMSE] == pytest.approx(CAND_ERR, abs=1e-5)
+    assert m["baseline"][RMSE] == pytest.approx(BASE_ERR[g], abs=1e-5)
