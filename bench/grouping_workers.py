@@ -6,7 +6,9 @@ the parent (bench.grouping) measures the process's peak memory from outside.
   core       the component's algorithm in process: bottom-n sample (scan.TrainScan), fit on it
              (fitting.fit_kmeans), assign every row (fitting.assign) - no files, no Beam
   executor   the real grouping executor (Executor.Do via standalone.build) over the tf.Example
-             shards: Beam scan pass, fit, Beam annotate pass (writes annotated shards), report
+             shards: Beam scan pass, fit, Beam counting pass (read-only), report
+  statsgen   TFX's own StatisticsGen executor (Executor.Do) over the same shards: the yardstick
+             for a Beam pass over the same gzipped tf.Examples
 """
 from __future__ import annotations
 
@@ -76,7 +78,7 @@ def core(a):
 def executor(a):
   from components.grouping import standalone, store  # pylint: disable=g-import-not-at-top
   _preload_sklearn()
-  do, uri, _ = standalone.build(
+  do, uri = standalone.build(
       os.path.join(a["dir"], "examples"), ["train"], a["out"], a.get("beam_args") or [],
       mode="kmeans", features=a["features"], k_values=[a["k"]], seed=a["seed"],
       n_init=a["n_init"], sample_size=a["sample_size"],
@@ -92,7 +94,26 @@ def executor(a):
           "rows": summary["rows"]["train"], "grouping_uri": uri, "stages": summary["seconds"]}
 
 
-CONTENDERS = {"sklearn": sklearn, "core": core, "executor": executor}
+def statsgen(a):
+  from tfx.components.statistics_gen import executor as sg  # pylint: disable=g-import-not-at-top
+  from tfx.dsl.components.base import base_beam_executor  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+  from components.grouping import standalone  # pylint: disable=g-import-not-at-top
+  stats = standard_artifacts.ExampleStatistics()
+  stats.uri = os.path.join(a["out"], "statistics")
+  context = base_beam_executor.BaseBeamExecutor.Context(
+      beam_pipeline_args=a.get("beam_args") or [], tmp_dir=os.path.join(a["out"], "tmp"),
+      unique_id="statsgen")
+  ex = sg.Executor(context)
+  inputs = {"examples": [standalone.examples_artifact(os.path.join(a["dir"], "examples"),
+                                                      ["train"])]}
+  t0 = time.perf_counter()
+  ex.Do(inputs, {"statistics": [stats]}, {"exclude_splits": "[]"})
+  seconds = time.perf_counter() - t0
+  return {"seconds": seconds, "rows": None}
+
+
+CONTENDERS = {"sklearn": sklearn, "core": core, "executor": executor, "statsgen": statsgen}
 
 
 def main() -> None:
