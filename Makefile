@@ -85,7 +85,7 @@ kfp-compile: $(STAMP)
 	$(PY) -m pipeline.kubeflow_runner --config $(CONFIG)
 
 airflow-dag-test: $(STAMP)
-	$(PY) -m pipeline.airflow_dag_test --config $(CONFIG)
+	$(PY) -m pipeline.airflow_dag_run --config $(CONFIG)
 
 # Not part of `make bench`: four whole pipeline runs, ~20 min on 2 cores.
 bench-beam: $(STAMP)

@@ -1,13 +1,23 @@
 """Config loading: every shipped config validates; mistakes name the field."""
 import glob
+import os
 
 import pytest
 
-from pipeline.config import ConfigError, load_config
+from pipeline.config import REPO_ROOT, ConfigError, load_config
 from pipeline.from_config import pipeline_args
 
+# absolute, so the list does not depend on the directory pytest runs from
+SHIPPED = sorted(glob.glob(os.path.join(REPO_ROOT, "configs", "*.yaml")))
 
-@pytest.mark.parametrize("path", sorted(glob.glob("configs/*.yaml")))
+
+def test_configs_are_found():
+  """An empty SHIPPED would silently drop every case of the parametrized test below."""
+  names = {os.path.basename(p) for p in SHIPPED}
+  assert {"ames.yaml", "diamonds.yaml", "flights.yaml", "synthetic.yaml"} <= names, names
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=os.path.basename)
 def test_shipped_configs_load_and_map_to_pipeline_args(path):
   cfg = load_config(path)
   args = pipeline_args(cfg)

@@ -154,3 +154,24 @@ def test_container_path_maps_only_repo_relative_paths():
   assert kubeflow_runner.container_path("data/ames") == "/pipeline/data/ames"
   assert kubeflow_runner.container_path("gs://b/data") == "gs://b/data"
   assert kubeflow_runner.container_path("/mnt/data") == "/mnt/data"
+
+
+def test_grouping_waits_for_example_validation(compiled):
+  """The anomaly stop on Kubeflow: Grouping runs after ExampleValidator and reads its
+  anomalies, and every later step (Transform, Trainer, Evaluator, Pusher) depends on Grouping
+  directly or through another step, so nothing trains or pushes on a bad data drop."""
+  tasks = _spec(compiled)["root"]["dag"]["tasks"]
+  grouping = tasks["Grouping"]
+  assert "ExampleValidator" in grouping["dependentTasks"]
+  producers = {a["taskOutputArtifact"]["producerTask"]
+               for a in grouping["inputs"]["artifacts"].values() if "taskOutputArtifact" in a}
+  assert "ExampleValidator" in producers, grouping["inputs"]["artifacts"]
+
+  def upstream(task, seen=()):
+    deps = set(tasks[task].get("dependentTasks", []))
+    for d in deps - set(seen):
+      deps |= upstream(d, seen + (task,))
+    return deps
+
+  for task in ("GroupedTransform", "GroupedTrainer", "Evaluator", "Pusher"):
+    assert "Grouping" in upstream(task), task

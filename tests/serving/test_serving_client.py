@@ -144,3 +144,53 @@ def test_cli_entry_point_runs_as_module(server):
       cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr[-2000:]
   assert json.loads(result.stdout)["model_spec"]["name"] == MODEL
+
+
+@pytest.fixture
+def flaky_http_server():
+  """A real HTTP server on loopback: 503 for the first `fail` requests, then 200 with a status
+  body; records every request path."""
+  import http.server  # pylint: disable=g-import-not-at-top
+  import threading  # pylint: disable=g-import-not-at-top
+
+  state = {"fail": 2, "paths": []}
+
+  class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+      state["paths"].append(self.path)
+      if len(state["paths"]) <= state["fail"]:
+        code, body = 503, {"error": "model is loading"}
+      else:
+        code, body = 200, {"model_version_status": [{"version": "1", "state": "AVAILABLE"}]}
+      data = json.dumps(body).encode()
+      self.send_response(code)
+      self.send_header("Content-Type", "application/json")
+      self.send_header("Content-Length", str(len(data)))
+      self.end_headers()
+      self.wfile.write(data)
+
+    def log_message(self, *args):  # quiet
+      pass
+
+  httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+  thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+  thread.start()
+  state["url"] = f"http://127.0.0.1:{httpd.server_address[1]}"
+  yield state
+  httpd.shutdown()
+  httpd.server_close()
+
+
+def test_rest_client_retries_http_503_then_succeeds(flaky_http_server):
+  with RestClient(flaky_http_server["url"], MODEL, retries=3, backoff=0.01) as client:
+    status = client.status()
+  assert status["model_version_status"][0]["state"] == "AVAILABLE"
+  assert flaky_http_server["paths"] == [f"/v1/models/{MODEL}"] * 3   # 503, 503, 200
+
+  flaky_http_server["paths"].clear()
+  flaky_http_server["fail"] = 10   # more 503s than retries: UnavailableError after 1 + 2 tries
+  with RestClient(flaky_http_server["url"], MODEL, retries=2, backoff=0.01) as client:
+    with pytest.raises(UnavailableError) as info:
+      client.status()
+  assert info.value.attempts == 3 and info.value.http_status == 503
+  assert len(flaky_http_server["paths"]) == 3

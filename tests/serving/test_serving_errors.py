@@ -193,6 +193,8 @@ REST_CASES = {
     "non-numeric version": ("GET", f"/v1/models/{MODEL}/versions/x", None, 400, ["version"]),
     "malformed path": ("GET", "/v1/modelz", None, 400, ["Malformed"]),
     "classify": ("POST", f"/v1/models/{MODEL}:classify", {"examples": []}, 501, ["classify"]),
+    "regress": ("POST", f"/v1/models/{MODEL}:regress",
+                {"examples": [example_rows(1)[0]]}, 501, ["regress", ":predict"]),
 }
 
 

@@ -2,25 +2,53 @@
 version stays usable until its in-flight requests end (then UNLOADING -> END)."""
 from __future__ import annotations
 
+import collections
 import os
 import shutil
+import threading
 import time
+from typing import Dict
 
 import numpy as np
 import pytest
 
 from serving.server.errors import ServingError
 from serving.server.model_manager import ModelManager
+from serving.server.servable import Servable
 from serving.testing_model import example_rows, serialize_rows
 
 
-def _wait_state(manager, version, state, timeout=30.0):
+def _state(manager, version):
+  return {s.version: s.state for s in manager.statuses()}.get(version)
+
+
+def _wait_for(condition, message, timeout=30.0):
   deadline = time.monotonic() + timeout
   while time.monotonic() < deadline:
-    if {s.version: s.state for s in manager.statuses()}.get(version) == state:
+    if condition():
       return
-    time.sleep(0.02)
-  raise AssertionError(f"version {version} never reached {state}: {manager.statuses()}")
+    time.sleep(0.01)
+  raise AssertionError(message)
+
+
+def _wait_state(manager, version, state, timeout=30.0):
+  _wait_for(lambda: _state(manager, version) == state,
+            f"version {version} never reached {state}: {manager.statuses()}", timeout)
+
+
+class _WatchedServable(Servable):
+  """A real Servable that counts how often an unload thread reads its in-flight count."""
+  unload_reads: Dict[int, int] = collections.Counter()
+
+  @property
+  def refs(self):
+    if threading.current_thread().name.startswith("unload-"):
+      _WatchedServable.unload_reads[self.version] += 1
+    return self._refs
+
+  @refs.setter
+  def refs(self, value):
+    self._refs = value
 
 
 def _examples():
@@ -28,22 +56,33 @@ def _examples():
 
 
 @pytest.fixture
+def unload_checks():
+  _WatchedServable.unload_reads.clear()
+  return lambda version: _WatchedServable.unload_reads[version]
+
+
+@pytest.fixture
 def manager(tmp_path, models):
   shutil.copytree(models.v1, tmp_path / "1")
-  m = ModelManager("ames", str(tmp_path), poll_seconds=0)  # polled by hand below
+  m = ModelManager("ames", str(tmp_path), poll_seconds=0,  # polled by hand below
+                   loader=_WatchedServable)
   m.start()
   yield m
   m.stop()
 
 
-def test_in_flight_request_keeps_old_version_until_done(manager, models, tmp_path):
+def test_in_flight_request_keeps_old_version_until_done(manager, models, tmp_path,
+                                                       unload_checks):
   with manager.acquire() as old:
     shutil.copytree(models.v2, tmp_path / "2")
     manager.poll_once()  # first sight: wait until the copy is stable
     assert manager.current_version == 1
     manager.poll_once()
     assert manager.current_version == 2
-    time.sleep(0.2)  # give an (incorrect) eager unload the chance to happen
+    # wait (with a deadline) until the unload thread has looked at v1's in-flight count: from
+    # then on only the end of this request may let it unload v1
+    _wait_for(lambda: unload_checks(1) > 0 or _state(manager, 1) == "END",
+              "the unload thread never checked version 1's in-flight requests")
     assert {s.version: s.state for s in manager.statuses()} == {1: "UNLOADING", 2: "AVAILABLE"}
     out = old.run("serving_default", _examples())  # the pinned version still answers
     assert out["prediction"].shape == (2, 1)

@@ -5,10 +5,10 @@ Proves the DAG really runs on Airflow, not just that it parses: a throw-away Air
 order, in one process), then each task's final state from Airflow's database and the pushed
 model from MLMD. Exits 1 unless every task succeeded.
 
-  python -m pipeline.airflow_dag_test --config configs/ames.yaml [--set dataset.sample_rows=800]
+  python -m pipeline.airflow_dag_run --config configs/ames.yaml [--set dataset.sample_rows=800]
 
 Outputs (Airflow home, pipeline root, MLMD, pushed model) go below
-<outputs.root>/airflow_dag_test/, wiped at the start of each run, unless --airflow-home is given;
+<outputs.root>/airflow_dag_run/, wiped at the start of each run, unless --airflow-home is given;
 with a `dataset.*` override the data is materialised there too, leaving data/<name>/ alone.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ import yaml
 
 from pipeline.config import REPO_ROOT, PipelineConfig, load_config
 
-log = logging.getLogger("airflow_dag_test")
+log = logging.getLogger("airflow_dag_run")
 
 DAG_FILE = os.path.join(REPO_ROOT, "pipeline", "airflow_dag.py")
 CONFIG_ENV = "AIRFLOW_VAR_GROUPED_REGRESSION_CONFIG"   # Variable grouped_regression_config
@@ -119,12 +119,12 @@ def run_dag_test(cfg: PipelineConfig, airflow_home: str,
   os.makedirs(airflow_home, exist_ok=True)
   config_path = write_config(cfg, os.path.join(airflow_home, "pipeline_config.yaml"))
   env = airflow_env(airflow_home, config_path)
-  log_file = os.path.join(airflow_home, "airflow_dag_test.log")
+  log_file = os.path.join(airflow_home, "airflow_dag_run.log")
   start = time.time()
-  log.info("airflow_dag_test: migrating the Airflow database in %s", airflow_home)
+  log.info("airflow_dag_run: migrating the Airflow database in %s", airflow_home)
   run_airflow(["db", "migrate"], env, log_file, timeout_s=600)
   dag = dag_id(cfg)
-  log.info("airflow_dag_test: running every task of %s (log: %s)", dag, log_file)
+  log.info("airflow_dag_run: running every task of %s (log: %s)", dag, log_file)
   run_airflow(["dags", "test", "-S", DAG_FILE, dag], env, log_file, timeout_s=timeout_s)
   return DagTestResult(dag_id=dag, states=task_states(airflow_home, dag),
                        seconds=time.time() - start, log_file=log_file)
@@ -141,7 +141,7 @@ def main() -> None:
   overrides: Dict[str, Any] = {k: yaml.safe_load(v) for k, v in
                                (s.split("=", 1) for s in args.set or [])}
   base = load_config(args.config, overrides=overrides)
-  airflow_home = args.airflow_home or os.path.join(base.output_root, "airflow_dag_test")
+  airflow_home = args.airflow_home or os.path.join(base.output_root, "airflow_dag_run")
   if not args.airflow_home and os.path.isdir(airflow_home):
     shutil.rmtree(airflow_home)
   home = os.path.abspath(airflow_home)
@@ -157,13 +157,13 @@ def main() -> None:
   try:
     result = run_dag_test(cfg, airflow_home)
   except AirflowDagTestError as e:
-    sys.exit(f"airflow_dag_test: FAILED: {e}")
+    sys.exit(f"airflow_dag_run: FAILED: {e}")
   print(f"\n== Airflow DAG {result.dag_id}: {len(result.states)} tasks in "
         f"{result.seconds:.0f} s ==")
   for task, state in sorted(result.states.items()):
     print(f"  {task:32s} {state}")
   if not result.succeeded:
-    sys.exit(f"airflow_dag_test: FAILED: not every task succeeded; see {result.log_file}")
+    sys.exit(f"airflow_dag_run: FAILED: not every task succeeded; see {result.log_file}")
   summary = run_summary.summarize(
       tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path))
   for line in run_summary.describe(summary, cwd=os.getcwd()):
