@@ -44,7 +44,7 @@ $(STAMP): env/requirements.lock env/requirements.in env/find_python.sh
 	$(PY) -m pip install --quiet --progress-bar off -r env/requirements.in -c env/requirements.lock; \
 	$(PY) -m pip check >/dev/null || { $(PY) -m pip check; exit 1; }; \
 	echo "==> kubernetes-validate (offline schema check of serving/deploy in the tests)"; \
-	$(PY) -m pip install --quiet --progress-bar off kubernetes-validate==1.37.0 importlib-resources==6.4.5; \
+	$(PY) -m pip install --quiet --progress-bar off kubernetes-validate==1.37.0 importlib-resources==7.1.0; \
 	touch $(STAMP); echo "==> environment ready: $(VENV)"
 
 # Regenerates the lock from requirements.in, starting from the current pins.

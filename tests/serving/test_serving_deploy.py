@@ -52,7 +52,7 @@ def validate(text: str, tmp_path) -> subprocess.CompletedProcess:
       "No module named 'importlib_resources'" in out.stderr:
     pytest.fail("kubernetes-validate is missing: `make setup` installs it, or "
                 f"`{sys.executable} -m pip install kubernetes-validate==1.37.0 "
-                "importlib-resources`")
+                "importlib-resources==7.1.0`")
   return out
 
 
