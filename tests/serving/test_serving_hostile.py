@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import socket
 import time
 
@@ -148,10 +149,9 @@ _ABS = re.compile(r"(^|[\s'\"(])/(?!v1/)\w")
 def test_failed_load_status_carries_no_absolute_path(tmp_path_factory, models):
   base = make_base(tmp_path_factory, "base_broken", models.v1)
   with start_server(base, MODEL, SERVER_ARGS) as s:
-    broken = os.path.join(base, "2")
-    os.makedirs(broken)
-    with open(os.path.join(broken, "saved_model.pb"), "wb") as f:
-      f.write(b"this is not a SavedModel")
+    broken = os.path.join(base, "2")  # a SavedModel whose checkpoint is gone: TF's error
+    shutil.copytree(models.v2, broken)  # names the checkpoint by its absolute path
+    os.remove(os.path.join(broken, "variables", "variables.index"))
     deadline, status = time.monotonic() + 60, None
     while time.monotonic() < deadline:
       got = requests.get(f"{s.rest_url}/v1/models/{MODEL}/versions/2", timeout=5)
