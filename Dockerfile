@@ -3,8 +3,8 @@
 # lacks, under the project's pins (env/requirements.lock), then the project itself, so the
 # Grouping executor, GroupedTransform/GroupedTrainer and preprocessing_fn/run_fn import.
 #
-#   docker build -t grouped-regression:latest .
-#   docker tag grouped-regression:latest REGISTRY/grouped-regression:TAG && docker push ...
+#   docker build -t REGISTRY/grouped-regression:TAG . && docker push REGISTRY/grouped-regression:TAG
+#   make kfp-compile IMAGE=REGISTRY/grouped-regression:TAG
 FROM tensorflow/tfx:1.16.0
 
 # The repo's root inside the image; pipeline/kubeflow_runner.py maps config paths here.
@@ -21,8 +21,9 @@ RUN python -c "import sys; assert sys.version_info[:2] == (3, 10), \
 
 # Keras 2 via tf_keras for every process (TFX 1.16 / TFMA expect it), and the project on the
 # import path of the executor entrypoint (python -m tfx.orchestration.kubeflow.v2...).
+# PYTHONPATH is extended, not replaced: a base image or a platform that sets it keeps its entries.
 ENV TF_USE_LEGACY_KERAS=1 \
-    PYTHONPATH=/pipeline \
+    PYTHONPATH=/pipeline${PYTHONPATH:+:${PYTHONPATH}} \
     PYTHONHASHSEED=0 \
     TF_CPP_MIN_LOG_LEVEL=2
 

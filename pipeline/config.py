@@ -120,7 +120,8 @@ class KubeflowConfig:
   csv_dir inside the image (the Dockerfile bakes it in); serving_model_dir = no default (the
   run must pass push_destination); pipeline_root = the KFP backend's default root.
   """
-  image: str = "grouped-regression:latest"
+  # #17: no default; REGISTRY/IMAGE:TAG a cluster can pull (kubeflow_runner.check_image).
+  image: str = ""
   pipeline_root: str = ""
   data_root: str = ""
   serving_model_dir: str = ""
@@ -132,6 +133,14 @@ class AirflowConfig:
   schedule: Optional[str] = None
   start_date: str = "2024-01-01"
   retries: int = 0
+  # #17: MLMD connection of the DAG. Empty host: SQLite below outputs.root (one worker only);
+  # set for MySQL (multi-worker installs). The password comes from the environment variable
+  # named by mlmd_mysql_password_env, never from the YAML.
+  mlmd_mysql_host: str = ""
+  mlmd_mysql_port: int = 3306
+  mlmd_mysql_database: str = "mlmd"
+  mlmd_mysql_user: str = ""
+  mlmd_mysql_password_env: str = "MLMD_MYSQL_PASSWORD"
 
 
 @dataclasses.dataclass
@@ -303,6 +312,8 @@ def validate(cfg: PipelineConfig) -> None:
   _require(not bad_args, w,
            f"beam.args: each entry must be a '--flag[=value]' string, got {bad_args}")
   _require(cfg.airflow.retries >= 0, w, "airflow.retries must be >= 0")
+  _require(0 < cfg.airflow.mlmd_mysql_port < 65536, w,
+           "airflow.mlmd_mysql_port must be a TCP port (1..65535)")
 
 
 SPLITS = ("train", "eval", "test")

@@ -6,7 +6,10 @@ image built from the repo's Dockerfile, where the repo sits at CONTAINER_ROOT, s
 repo-relative config paths are mapped there. The input data and the push destination are
 runtime parameters; the pipeline root is a submit-time setting.
 
-  python -m pipeline.kubeflow_runner --config configs/ames.yaml [--image REGISTRY/IMAGE:TAG]
+  python -m pipeline.kubeflow_runner --config configs/ames.yaml --image REGISTRY/IMAGE:TAG
+
+The image is required (config `kubeflow.image` or --image) and must be one a cluster can pull:
+a bare name such as `grouped-regression:latest` names no registry and is refused.
 """
 from __future__ import annotations
 
@@ -33,6 +36,31 @@ CONTAINER_ROOT = "/pipeline"   # the Dockerfile's WORKDIR, where the repo is cop
 DATA_ROOT_PARAM = "data_root"
 PUSH_DESTINATION_PARAM = "push_destination"
 PACKAGES = ("json", "yaml")
+
+
+class ImageError(ValueError):
+  """The Kubeflow image reference is missing or cannot be pulled by a cluster."""
+
+
+def check_image(image: str) -> str:
+  """`image` if a cluster can pull it by that name; ImageError (saying what to set) otherwise.
+
+  Refused: no image at all, and an image with no registry host (`name[:tag]`, which a node
+  resolves to docker.io/library/name, i.e. not ours) that is untagged or `:latest`.
+  """
+  hint = ("set kubeflow.image in the config or pass --image REGISTRY/grouped-regression:TAG "
+          "(the image built from the Dockerfile and pushed; see docs/orchestration.md)")
+  if not image or not image.strip():
+    raise ImageError(f"kubeflow: no container image given; {hint}")
+  name = image.split("@", 1)[0]
+  first, _, rest = name.partition("/")
+  has_registry = bool(rest) and ("." in first or ":" in first or first == "localhost")
+  last = name.rsplit("/", 1)[-1]
+  tag = last.split(":", 1)[1] if ":" in last else ""
+  if not has_registry and "@" not in image and tag in ("", "latest"):
+    raise ImageError(f"kubeflow: image '{image}' names no registry and no fixed tag, so no "
+                     f"cluster can pull what you built; {hint}")
+  return image
 
 
 def container_path(path: str) -> str:
@@ -104,12 +132,13 @@ def compile_pipeline(cfg: PipelineConfig, output_dir: str, *, image: Optional[st
                      serving_model_dir: Optional[str] = None) -> Dict[str, str]:
   """Writes <name>.json (PipelineJob: Vertex AI, or the record of defaults) and <name>.yaml
   (PipelineSpec: kfp.Client) into output_dir; returns {"json": path, "yaml": path}."""
+  image = check_image(image or cfg.kubeflow.image)
   root = pipeline_root if pipeline_root is not None else cfg.kubeflow.pipeline_root
   defaults = parameter_defaults(cfg, data_root=data_root, serving_model_dir=serving_model_dir)
   args = kubeflow_pipeline_args(cfg, defaults, pipeline_root=root)
   runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
       config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
-          default_image=image or cfg.kubeflow.image, use_pipeline_spec_2_1=True))
+          default_image=image, use_pipeline_spec_2_1=True))
   job = with_defaults(runner.run(create_pipeline(**args), parameter_values=defaults,
                                  write_out=False), defaults, root)
   os.makedirs(output_dir, exist_ok=True)
@@ -128,13 +157,18 @@ def main() -> None:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument("--config", required=True)
   p.add_argument("--output-dir", help="where the JSON goes (default: <outputs.root>/kubeflow)")
-  p.add_argument("--image", help="container image (default: kubeflow.image in the config)")
+  p.add_argument("--image", help="container image REGISTRY/IMAGE:TAG (default: kubeflow.image "
+                 "in the config; one of the two is required)")
   p.add_argument("--pipeline-root", help="default pipeline root (default: kubeflow.pipeline_root)")
   p.add_argument("--data-root", help="default of the data_root runtime parameter")
   p.add_argument("--serving-model-dir", help="default base directory of push_destination")
   args = p.parse_args()
   cfg = load_config(args.config)
   output_dir = args.output_dir or os.path.join(cfg.output_root, "kubeflow")
+  try:
+    check_image(args.image or cfg.kubeflow.image)
+  except ImageError as e:
+    p.error(str(e))
   paths = compile_pipeline(cfg, output_dir, image=args.image, pipeline_root=args.pipeline_root,
                            data_root=args.data_root, serving_model_dir=args.serving_model_dir)
   for kind, path in paths.items():

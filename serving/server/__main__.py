@@ -7,13 +7,14 @@ from the config); explicit flags override the config. Ports default to TF Servin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
 import sys
 import threading
 
-from serving.server.app import DEFAULT_MAX_REQUEST_BYTES, ModelServer
+from serving.server.app import Limits, ModelServer
 
 log = logging.getLogger("serving.server")
 
@@ -31,9 +32,19 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="REST port (0: any free port)")
   p.add_argument("--poll_seconds", "--file_system_poll_wait_seconds", dest="poll_seconds",
                  type=float, default=1.0, help="how often to look for new versions (0: never)")
-  p.add_argument("--max_request_bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
+  d = Limits()
+  p.add_argument("--max_request_bytes", type=int, default=d.max_request_bytes,
                  help="largest accepted gRPC message / REST body")
-  p.add_argument("--grpc_workers", type=int, default=8, help="gRPC handler threads")
+  p.add_argument("--max_batch_rows", type=int, default=d.max_batch_rows,
+                 help="most rows (examples) one request may declare")
+  p.add_argument("--grpc_workers", type=int, default=d.grpc_workers, help="gRPC handler threads")
+  p.add_argument("--max_concurrent_rpcs", type=int, default=d.max_concurrent_rpcs,
+                 help="gRPC calls in flight at once; more get RESOURCE_EXHAUSTED")
+  p.add_argument("--rest_workers", type=int, default=d.rest_workers, help="REST handler threads")
+  p.add_argument("--max_connections", type=int, default=d.max_connections,
+                 help="REST connections open at once; more get 503")
+  p.add_argument("--idle_timeout_seconds", type=float, default=d.idle_timeout_seconds,
+                 help="close connections idle or stalled this long")
   p.add_argument("--log_level", default="INFO")
   args = p.parse_args(argv)
   if args.config and not (args.model_name and args.model_base_path):
@@ -43,9 +54,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.model_base_path = args.model_base_path or cfg.serving_base_dir
   if not (args.model_name and args.model_base_path):
     p.error("give --config, or both --model_name and --model_base_path")
-  if args.max_request_bytes <= 0:
-    p.error("--max_request_bytes must be > 0")
+  for flag in ("max_request_bytes", "max_batch_rows", "grpc_workers", "max_concurrent_rpcs",
+               "rest_workers", "max_connections", "idle_timeout_seconds"):
+    if getattr(args, flag) <= 0:
+      p.error(f"--{flag} must be > 0")
   return args
+
+
+def limits(args: argparse.Namespace) -> Limits:
+  return Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)})
 
 
 def main(argv=None) -> int:
@@ -55,7 +72,7 @@ def main(argv=None) -> int:
   base = os.path.abspath(args.model_base_path)
   server = ModelServer({args.model_name: base}, host=args.host, grpc_port=args.port,
                        rest_port=args.rest_port, poll_seconds=args.poll_seconds,
-                       max_request_bytes=args.max_request_bytes, grpc_workers=args.grpc_workers)
+                       limits=limits(args))
   try:
     server.start()
   except OSError as e:
@@ -66,7 +83,8 @@ def main(argv=None) -> int:
   version = manager.current_version
   print(f"serving model '{args.model_name}' from {base} "
         f"(version {version if version is not None else 'none yet; polling'}, "
-        f"poll every {args.poll_seconds}s, max request {args.max_request_bytes} bytes)")
+        f"poll every {args.poll_seconds}s, max request {args.max_request_bytes} bytes / "
+        f"{args.max_batch_rows} rows)")
   print(f"gRPC listening on {args.host}:{server.grpc_port}")
   print(f"REST listening on http://{args.host}:{server.rest_port}/v1/models/{args.model_name}",
         flush=True)

@@ -38,14 +38,16 @@ MAX_MESSAGE_CHARS = 600
 class ServingError(Exception):
   """A request failed with `code`; `message` is what the client sees."""
 
-  def __init__(self, code: grpc.StatusCode, message: str):
+  def __init__(self, code: grpc.StatusCode, message: str, http: int = 0):
+    message = sanitize(message)
     super().__init__(message)
     self.code = code
     self.message = message
+    self._http = http
 
   @property
   def http_status(self) -> int:
-    return http_status(self.code)
+    return self._http or http_status(self.code)
 
 
 def http_status(code: grpc.StatusCode) -> int:
@@ -58,6 +60,22 @@ def invalid(message: str) -> ServingError:
 
 def not_found(message: str) -> ServingError:
   return ServingError(grpc.StatusCode.NOT_FOUND, message)
+
+
+def too_large(message: str) -> ServingError:
+  """A request over a size limit: RESOURCE_EXHAUSTED on gRPC, 413 on REST (as for bodies)."""
+  return ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED, message, http=413)
+
+
+INTERNAL_MESSAGE = "internal error while serving the request (details in the server log)"
+_ABS_PATH = re.compile(r"(?<![\w.:/])/(?!v1/)(?:[^\s'\"(),;:]+/)*[^\s'\"(),;:]*")
+_STACK_LINE = re.compile(r"^\s*(Traceback \(most recent call last\)|File \"|at |During handling)")
+
+
+def sanitize(message: str) -> str:
+  """What a client may see: no stack lines and no absolute paths of the server's disk."""
+  lines = [ln for ln in str(message).splitlines() if not _STACK_LINE.match(ln)]
+  return _ABS_PATH.sub("<path>", " ".join(ln.strip() for ln in lines if ln.strip()))
 
 
 _TF_NOISE = re.compile(r"\s*(\[\[\{\{node [^}]*\}\}\]\]|\[Op:[^\]]*\])")

@@ -16,7 +16,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      prediction_service_pb2_grpc, regression_pb2)
 
 from serving.server import tensor_codec
-from serving.server.errors import ServingError, invalid
+from serving.server.errors import INTERNAL_MESSAGE, ServingError, invalid, too_large
 from serving.server.model_manager import ModelRegistry, VersionStatus
 from serving.server.servable import REGRESS_METHOD, Servable
 
@@ -37,7 +37,7 @@ def _rpc(method):
       context.abort(e.code, e.message)
     except Exception as e:  # pylint: disable=broad-except
       log.exception("%s failed", method.__name__)
-      context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
+      context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
   return wrapper
 
 
@@ -57,8 +57,9 @@ def _fill_spec(out_spec, servable: Servable, signature: str) -> None:
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
   """Predict, GetModelMetadata and (for models with a regress signature) Regress."""
 
-  def __init__(self, registry: ModelRegistry):
+  def __init__(self, registry: ModelRegistry, max_batch_rows: int):
     self.registry = registry
+    self.max_batch_rows = max_batch_rows
 
   @_rpc
   def Predict(self, request, context):
@@ -66,6 +67,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     with manager.acquire(requested_version(request.model_spec)) as servable:
       signature = servable.resolve(request.model_spec.signature_name)
       specs = servable.check_input_names(signature, request.inputs.keys())
+      for k in specs:  # before anything is allocated for the tensors
+        tensor_codec.check_declared_shape(k, request.inputs[k], specs[k], self.max_batch_rows)
       arrays = {k: tensor_codec.to_ndarray(k, request.inputs[k], specs[k].dtype) for k in specs}
       outputs = servable.run(signature, arrays, request.output_filter)
       response = predict_pb2.PredictResponse()
@@ -99,7 +102,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     manager = self.registry.get(request.model_spec.name)
     with manager.acquire(requested_version(request.model_spec)) as servable:
       signature = self._regress_signature(servable, request.model_spec.signature_name)
-      examples = _serialized_examples(request.input)
+      examples = _serialized_examples(request.input, self.max_batch_rows)
       (input_name,) = servable.input_specs[signature]
       outputs = servable.run(signature, {input_name: examples})
       response = regression_pb2.RegressionResponse()
@@ -146,10 +149,15 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                        "MultiInference is not supported by the development server; use Predict")
 
 
-def _serialized_examples(input_proto):
+def _serialized_examples(input_proto, max_rows: int):
   """Serialized tf.Examples from an Input proto (context features merged into each example)."""
   import numpy as np
   kind = input_proto.WhichOneof("kind")
+  if kind is not None:
+    n = len(getattr(input_proto, kind).examples)
+    if n > max_rows:
+      raise too_large(f"RegressionRequest holds {n} examples; the limit is {max_rows} rows per "
+                      "request (--max_batch_rows)")
   if kind == "example_list":
     examples = list(input_proto.example_list.examples)
   elif kind == "example_list_with_context":

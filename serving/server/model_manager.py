@@ -17,7 +17,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import grpc
 
-from serving.server.errors import ServingError, not_found
+from serving.server.errors import ServingError, not_found, sanitize
 from serving.server.servable import Servable
 
 log = logging.getLogger(__name__)
@@ -141,9 +141,13 @@ class ModelManager:
       servable = self._loader(self.name, version, path)
     except Exception as e:
       self._failed[version] = fp
-      self._set_status(version, END, grpc.StatusCode.UNKNOWN, f"loading failed: {e}"[:500])
+      self._set_status(version, END, grpc.StatusCode.UNKNOWN, sanitize(f"loading failed: {e}")[:500])
       log.error("model %s: version %d failed to load: %s", self.name, version, e)
       return
+    try:  # warm before the switch: the first request on the new version costs no extra
+      servable.warm_up()
+    except Exception:  # pylint: disable=broad-except  # warming is an optimisation only
+      log.warning("model %s: warming version %d failed", self.name, version, exc_info=True)
     self._failed.pop(version, None)
     with self._cond:
       old, self._current = self._current, servable

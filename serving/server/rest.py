@@ -10,7 +10,9 @@ import json
 import logging
 import re
 import socket
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import threading
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
@@ -20,7 +22,7 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2
 
 from serving import json_codec
-from serving.server.errors import ServingError, invalid
+from serving.server.errors import INTERNAL_MESSAGE, ServingError, invalid, too_large
 from serving.server.grpc_service import model_status
 from serving.server.model_manager import ModelRegistry
 from serving.server.servable import Servable
@@ -56,8 +58,9 @@ def _to_dict(message) -> Dict[str, Any]:
 class RestApi:
   """Request routing and the JSON <-> tensor work; independent of the HTTP plumbing."""
 
-  def __init__(self, registry: ModelRegistry):
+  def __init__(self, registry: ModelRegistry, max_batch_rows: int = 10_000):
     self.registry = registry
+    self.max_batch_rows = max_batch_rows
 
   def handle(self, method: str, path: str, body: bytes) -> Tuple[int, Any]:
     """(HTTP status, JSON-able body) for one request; errors become {"error": ...}."""
@@ -68,7 +71,7 @@ class RestApi:
       return e.http_status, {"error": e.message}
     except Exception as e:  # pylint: disable=broad-except
       log.exception("%s %s failed", method, path)
-      return 500, {"error": f"{type(e).__name__}: {e}"}
+      return 500, {"error": INTERNAL_MESSAGE}
 
   def _route(self, method: str, path: str, body: bytes) -> Any:
     m = _PREDICT.fullmatch(path)
@@ -100,6 +103,8 @@ class RestApi:
       request = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
       raise invalid(f"JSON Parse error: {e}") from None
+    except RecursionError:  # arbitrarily deep nesting: a bad body, not a server fault
+      raise invalid("JSON Parse error: nesting too deep") from None
     if not isinstance(request, dict):
       raise invalid("request body must be a JSON object with 'instances' or 'inputs'")
     if ("instances" in request) == ("inputs" in request):
@@ -109,6 +114,7 @@ class RestApi:
     if not isinstance(sig_name, str):
       raise invalid("'signature_name' must be a string")
     row_format = "instances" in request
+    self._check_rows(request["instances"] if row_format else request["inputs"], row_format)
     with self.registry.get(name).acquire(version) as servable:
       signature = servable.resolve(sig_name)
       columns = (_columns_from_instances(servable, signature, request["instances"]) if row_format
@@ -121,6 +127,20 @@ class RestApi:
         raise invalid(str(e)) from None
       outputs = servable.run(signature, arrays)
     return _rows(outputs) if row_format else _columnar(outputs)
+
+
+  def _check_rows(self, payload: Any, row_format: bool) -> None:
+    """413 for more rows than --max_batch_rows, counted before any tensor is built."""
+    if row_format:
+      rows = [len(payload)] if isinstance(payload, list) else []
+    elif isinstance(payload, dict) and not json_codec.is_b64(payload):
+      rows = [len(v) for v in payload.values() if isinstance(v, list)]
+    else:
+      rows = [len(payload)] if isinstance(payload, list) else []
+    n = max(rows, default=0)
+    if n > self.max_batch_rows:
+      raise too_large(f"request holds {n} rows; the limit is {self.max_batch_rows} rows per "
+                      "request (--max_batch_rows)")
 
 
 def _single_input(servable: Servable, signature: str, what: str) -> str:
@@ -182,9 +202,9 @@ def _columnar(outputs: Dict[str, np.ndarray]) -> Dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
   protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
   server_version = "grouped-regression-dev-serving"
-  timeout = 60  # seconds a connection may idle or stall mid-request
 
   def setup(self):
+    self.timeout = self.server.limits.idle_timeout_seconds  # idle or stalled: closed
     super().setup()
     # Headers and body go out as separate writes; with Nagle on, a keep-alive client's delayed
     # ACK would add ~40 ms to every response.
@@ -207,7 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
     if raw is None or not raw.strip().isdigit():
       self._reply(411, {"error": "a POST needs a valid Content-Length header"}, close=True)
       return None
-    length, limit = int(raw), self.server.max_request_bytes
+    length, limit = int(raw), self.server.limits.max_request_bytes
     if length > limit:
       self._reply(413, {"error": f"request body of {length} bytes exceeds the limit of {limit} "
                                  "bytes (--max_request_bytes)"}, close=True)
@@ -232,7 +252,10 @@ class _Handler(BaseHTTPRequestHandler):
       pass
 
   def _reply(self, status: int, payload: Any, close: bool = False) -> None:
-    data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+    try:
+      data = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except ValueError:  # a non-finite output: JSON has no NaN; never send an invalid body
+      status, data = 500, b'{"error":"the model returned a non-finite value"}'
     self.send_response(status)
     self.send_header("Content-Type", "application/json")
     self.send_header("Content-Length", str(len(data)))
@@ -247,18 +270,57 @@ class _Handler(BaseHTTPRequestHandler):
     log.debug("%s %s", self.address_string(), fmt % args)
 
 
-class _Server(ThreadingHTTPServer):
-  daemon_threads = True
+class _Server(HTTPServer):
+  """An HTTP server with a bounded handler pool and a bounded number of open connections.
+
+  ThreadingHTTPServer starts one thread per connection with no cap (300 stalled connections
+  made 318 threads). Here `rest_workers` threads serve connections; up to `max_connections`
+  may be open (the rest wait in the pool's queue); beyond that a connection gets 503 and is
+  closed at once. Each connection is closed after `idle_timeout_seconds` without a request.
+  """
   allow_reuse_address = True
   request_queue_size = 64
+
+  def __init__(self, address, handler, limits):
+    super().__init__(address, handler)
+    self.limits = limits
+    self._pool = futures.ThreadPoolExecutor(max_workers=limits.rest_workers,
+                                            thread_name_prefix="rest")
+    self._open = threading.BoundedSemaphore(limits.max_connections)
+
+  def process_request(self, request, client_address):
+    if not self._open.acquire(blocking=False):
+      try:
+        request.sendall(_BUSY)
+      except OSError:
+        pass
+      self.shutdown_request(request)
+      return
+    self._pool.submit(self._serve, request, client_address)
+
+  def _serve(self, request, client_address):
+    try:
+      self.finish_request(request, client_address)
+    except Exception:  # pylint: disable=broad-except
+      self.handle_error(request, client_address)
+    finally:
+      self.shutdown_request(request)
+      self._open.release()
+
+  def close_pool(self) -> None:
+    self._pool.shutdown(wait=False, cancel_futures=True)
 
   def handle_error(self, request, client_address):  # dropped/stalled connections: not news
     log.debug("connection from %s ended with an error", client_address, exc_info=True)
 
 
-def make_http_server(registry: ModelRegistry, host: str, port: int,
-                     max_request_bytes: int) -> ThreadingHTTPServer:
-  server = _Server((host, port), _Handler)
-  server.api = RestApi(registry)
-  server.max_request_bytes = max_request_bytes
+_BUSY_BODY = b'{"error":"too many open connections; retry later"}'
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+         b"Connection: close\r\nContent-Length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n"
+         + _BUSY_BODY)
+
+
+def make_http_server(registry: ModelRegistry, host: str, port: int, limits) -> HTTPServer:
+  server = _Server((host, port), _Handler, limits)
+  server.api = RestApi(registry, limits.max_batch_rows)
   return server

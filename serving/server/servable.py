@@ -11,6 +11,10 @@ per-call overhead, and a cached Session callable (ops on the calling thread with
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
+import math
 import os
 import threading
 from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple
@@ -24,6 +28,10 @@ from serving.server.errors import from_tf_error, invalid, not_found
 DEFAULT_SIGNATURE = "serving_default"
 SERVE_TAG = "serve"
 REGRESS_METHOD = "tensorflow/serving/regress"
+# What TF Serving exposes: predict/regress/classify signatures, never internal ones such as
+# `__saved_model_init_op` (a TF1 loader's meta graph lists it beside the real signatures).
+SERVING_METHODS = ("tensorflow/serving/predict", REGRESS_METHOD, "tensorflow/serving/classify")
+_PARSE_OPS = {"ParseExample", "ParseExampleV2", "ParseSingleExample"}
 CALLER_THREAD = -1  # ConfigProto: a negative inter-op pool size runs every op on the caller
 
 
@@ -74,7 +82,14 @@ class Servable:
     except BaseException:
       self._session.close()
       raise
-    self.signature_defs: Dict[str, meta_graph_pb2.SignatureDef] = dict(meta_graph.signature_def)
+    self.signature_defs: Dict[str, meta_graph_pb2.SignatureDef] = {
+        k: v for k, v in meta_graph.signature_def.items()
+        if not k.startswith("__") and v.method_name in SERVING_METHODS}
+    # String inputs the graph parses as tf.Examples: their float values are checked for NaN/inf.
+    self.example_inputs = {(k, name) for k, sd in self.signature_defs.items()
+                           for name, info in sd.inputs.items()
+                           if info.dtype == tf.string.as_datatype_enum
+                           and _feeds_parse_example(graph, info.name)}
     graph.finalize()  # requests never add ops: a growing graph would be a leak
     self.input_specs: Dict[str, Dict[str, tf.TensorSpec]] = {
         k: {name: _spec(info) for name, info in sd.inputs.items()}
@@ -147,6 +162,10 @@ class Servable:
         raise invalid(f"input '{name}' must have shape {shape_str(spec.shape)}, got "
                       f"{list(arr.shape)}")
       feeds[name] = _as_feed(name, arr, spec.dtype)
+      if (signature, name) in self.example_inputs:
+        _check_examples_finite(name, feeds[name])
+      elif spec.dtype.is_floating:
+        _check_finite(name, feeds[name])
     wanted = tuple(output_filter)
     outputs_known = self.output_names[signature]
     bad = sorted(set(wanted) - set(outputs_known))
@@ -163,10 +182,35 @@ class Servable:
       raise invalid(f"signature '{signature}': {e}") from None
     return dict(zip(keep, values))
 
+  def warm_up(self) -> None:
+    """Builds every signature's callable and runs it on an empty batch, before any request.
+
+    The first run of a Session callable prunes the graph and creates its executors (tens to
+    hundreds of ms); done here, on the loading thread, the swap costs live traffic nothing.
+    Best effort: a signature that cannot take an empty batch is simply built, not run.
+    """
+    for signature, specs in self.input_specs.items():
+      names, fn = self._callable(signature, self.output_names[signature])
+      try:
+        empty = [np.zeros([0] + [d or 1 for d in specs[n].shape.as_list()[1:]],
+                          dtype=object if specs[n].dtype == tf.string
+                          else specs[n].dtype.as_numpy_dtype) for n in names]
+        fn(*empty)
+      except (tf.errors.OpError, ValueError, TypeError):
+        pass
+
   def unload(self) -> None:
-    """Closes the Session; called once no request holds this version (ModelManager)."""
+    """Closes the Session and hands its memory back; called once no request holds this version.
+
+    Closing the Session frees the TF runtime's state, but the graph and callables stay alive
+    until Python drops them, and glibc keeps freed arenas mapped: without the collect and the
+    trim RSS grew by ~24 MB per swap (serving/README.md, "Memory across swaps").
+    """
     self._callables.clear()
     self._session.close()
+    self._session = None
+    gc.collect()
+    trim_malloc()
 
 
 def _as_feed(name: str, arr: np.ndarray, dtype: tf.DType) -> np.ndarray:
@@ -187,3 +231,72 @@ def _as_feed(name: str, arr: np.ndarray, dtype: tf.DType) -> np.ndarray:
     return cast
   except (TypeError, ValueError) as e:
     raise invalid(f"input '{name}' cannot be a {dtype.name} tensor: {e}") from None
+
+
+def trim_malloc() -> None:
+  """Returns freed heap pages to the OS (glibc malloc_trim); a no-op on other C libraries."""
+  name = ctypes.util.find_library("c")
+  try:
+    ctypes.CDLL(name).malloc_trim(0)
+  except (OSError, AttributeError, TypeError):
+    pass
+
+
+def _feeds_parse_example(graph: tf.Graph, tensor_name: str) -> bool:
+  """Whether the placeholder reaches a ParseExample op, directly or in a function it calls."""
+  try:
+    frontier = [graph.get_tensor_by_name(tensor_name).op]
+  except (KeyError, ValueError):
+    return False
+  functions = {f.signature.name: f for f in graph.as_graph_def().library.function}
+  for _ in range(6):
+    nxt = []
+    for op in frontier:
+      for out in op.outputs:
+        for consumer in out.consumers():
+          if consumer.type in _PARSE_OPS:
+            return True
+          if consumer.type in ("PartitionedCall", "StatefulPartitionedCall"):
+            if _function_parses(functions, consumer.get_attr("f").name, depth=0):
+              return True
+          elif consumer.type in ("Identity", "IdentityN"):
+            nxt.append(consumer)
+    frontier = nxt
+  return False
+
+
+def _function_parses(functions, name: str, depth: int) -> bool:
+  fdef = functions.get(name)
+  if fdef is None or depth > 8:
+    return False
+  for node in fdef.node_def:
+    if node.op in _PARSE_OPS:
+      return True
+    called = node.attr["f"].func.name if "f" in node.attr else (
+        node.op if node.op in functions else "")
+    if called and _function_parses(functions, called, depth + 1):
+      return True
+  return False
+
+
+def _check_finite(name: str, arr: np.ndarray) -> None:
+  if arr.size and not np.isfinite(arr).all():
+    bad = arr.ravel()[~np.isfinite(arr.ravel())][0]
+    raise invalid(f"input '{name}' holds a non-finite value ({bad}); NaN/inf are refused "
+                  "(leave an optional feature out to mark it missing)")
+
+
+def _check_examples_finite(name: str, serialized: np.ndarray) -> None:
+  """NaN/inf inside the float features of serialized tf.Examples; names row and feature."""
+  from tensorflow.core.example import example_pb2
+  for i, data in enumerate(serialized.ravel()):
+    try:
+      example = example_pb2.Example.FromString(data)
+    except Exception:  # pylint: disable=broad-except  # the parse op reports it by row
+      continue
+    for key, feature in example.features.feature.items():
+      for v in feature.float_list.value:
+        if not math.isfinite(v):
+          raise invalid(f"input '{name}' row {i}: feature '{key}' holds a non-finite value "
+                        f"({v}); NaN/inf are refused (leave an optional feature out of the "
+                        "tf.Example to mark it missing)")

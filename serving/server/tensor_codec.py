@@ -10,7 +10,7 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
 
 from serving import tensor_proto
-from serving.server.errors import invalid
+from serving.server.errors import invalid, too_large
 
 
 def dtype_name(enum: int) -> str:
@@ -18,6 +18,25 @@ def dtype_name(enum: int) -> str:
     return tf.as_dtype(enum).name
   except TypeError:
     return f"invalid dtype {enum}"
+
+
+def check_declared_shape(name: str, proto: tensor_pb2.TensorProto, spec: tf.TensorSpec,
+                         max_rows: int) -> None:
+  """Refuses a tensor by its declared shape, before any memory is allocated for it.
+
+  A few hundred bytes can declare a million-row tensor (empty string_val, or one repeated
+  value): tf.make_ndarray would materialise it. Rows (dim 0) above `max_rows` are
+  RESOURCE_EXHAUSTED; a shape the signature cannot take is INVALID_ARGUMENT.
+  """
+  dims = [d.size for d in proto.tensor_shape.dim]
+  if proto.tensor_shape.unknown_rank or any(d < 0 for d in dims):
+    raise invalid(f"input '{name}' declares an invalid shape {dims}")
+  rows = dims[0] if dims else 1
+  if rows > max_rows:
+    raise too_large(f"input '{name}' declares {rows} rows; the limit is {max_rows} rows per "
+                    "request (--max_batch_rows)")
+  if not spec.shape.is_compatible_with(dims):
+    raise invalid(f"input '{name}' must have shape {spec.shape}, got {dims}")
 
 
 def to_ndarray(name: str, proto: tensor_pb2.TensorProto, expected: tf.DType) -> np.ndarray:

@@ -60,7 +60,8 @@ def test_base_image_and_paths_match_the_runner():
   assert instrs[0] == ("FROM", "tensorflow/tfx:1.16.0")
   assert ("WORKDIR", kubeflow_runner.CONTAINER_ROOT) in instrs
   env = env_of(instrs)
-  assert env["PYTHONPATH"] == kubeflow_runner.CONTAINER_ROOT
+  # Extended, not overwritten: the repo first, then whatever PYTHONPATH the base image had.
+  assert env["PYTHONPATH"] == kubeflow_runner.CONTAINER_ROOT + "${PYTHONPATH:+:${PYTHONPATH}}"
   assert env["TF_USE_LEGACY_KERAS"] == "1"
   assert ("COPY", f". {kubeflow_runner.CONTAINER_ROOT}") in instrs
 
