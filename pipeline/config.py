@@ -88,7 +88,7 @@ class GroupingConfig:
   sample_size: Int = 200_000
   seed: Int = 42
   column: Optional[Str] = None     # apriori mode only
-  min_count: Int = 20
+  min_count: Int = 5               # apriori: rarer categories share the fallback group (see README)
   silhouette_sample: Int = 5_000
   categorical: Str = "error"        # K-Means on a string feature: error | onehot | exclude
   n_init: Int = 4                   # K-Means restarts per k
