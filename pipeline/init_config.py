@@ -33,7 +33,8 @@ def propose(df: pd.DataFrame, label: Optional[str] = None):
   """(label, numeric, categorical, grouping column or None, k-means features)."""
   numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])
              and df[c].nunique() > 1]
-  categorical = [c for c in df.columns if c not in numeric and 1 < df[c].nunique() <= _MAX_CATEGORIES]
+  categorical = [c for c in df.columns
+                 if c not in numeric and 1 < df[c].nunique() <= _MAX_CATEGORIES]
   if label is None:
     if not numeric:
       raise SystemExit("no numeric column to predict: pass --label")
@@ -66,7 +67,7 @@ def render(name: str, csv: str, df: pd.DataFrame, label: Optional[str] = None) -
               f"  features: {_qlist(km)}   # numeric columns K-Means clusters on\n"
               f"  k: [2, 8]                            # an int, or [min, max]: chosen by "
               f"silhouette\n")
-  return f"""# Starter config for {os.path.basename(csv)} written by `make init` (pipeline/init_config.py).
+  return f"""# Starter config for {os.path.basename(csv)} from `make init` (pipeline/init_config.py).
 # Review every field, then: make run CONFIG=configs/{name}.yaml
 name: {name}                             # names the CSV copy, the outputs and the pipeline
 

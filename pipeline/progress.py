@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 import time
 from typing import Callable, Dict, List, Optional, TextIO
 

@@ -103,5 +103,5 @@ def test_config_errors_print_one_line_without_traceback(tmp_path):
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 2
   assert "Traceback" not in proc.stderr and proc.stdout == ""
-  assert proc.stderr.strip().splitlines() == [
-      f"config error: {bad}: model.delta_l2: expected a number (e.g. 0.5, 1e-3), found 'lots' (str)"]
+  assert proc.stderr.strip().splitlines() == [f"config error: {bad}: model.delta_l2: expected a "
+                                              "number (e.g. 0.5, 1e-3), found 'lots' (str)"]

@@ -175,7 +175,8 @@ evaluation: <code>{_e(c.evaluation_uri or '-')}</code></p>
 <h2>Failed thresholds</h2>{failures}
 <h2>Blessing rules</h2><ul>{''.join(f'<li>{_e(r)}</li>' for r in c.rules)}</ul>
 <h2>RMSE per group</h2><img src="{_e(png_name)}" style="max-width:100%"
-alt="RMSE per group, candidate vs baseline"><p>Every group: <a href="{GROUPS_CSV}">{GROUPS_CSV}</a></p>
+alt="RMSE per group, candidate vs baseline">
+<p>Every group: <a href="{GROUPS_CSV}">{GROUPS_CSV}</a></p>
 <h2>Per group</h2>{_group_table(c)}
 <h2>Other slices</h2>{extra or '<p>none configured</p>'}
 <h2>Grouping</h2>{_grouping_section(c)}
