@@ -13,6 +13,7 @@ import tensorflow as tf
 from models.grouped_regression import features as fk
 from pipeline import init_config
 from pipeline.config import load_config
+from pipeline.eval_config import RMSE
 
 COMPONENTS = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Grouping",
               "Transform", "Trainer", "Evaluator", "Pusher")
@@ -105,3 +106,21 @@ def test_config_errors_print_one_line_without_traceback(tmp_path):
   assert "Traceback" not in proc.stderr and proc.stdout == ""
   assert proc.stderr.strip().splitlines() == [f"config error: {bad}: model.delta_l2: expected a "
                                               "number (e.g. 0.5, 1e-3), found 'lots' (str)"]
+
+
+def test_final_table_with_two_thousand_groups_stays_short():
+  from pipeline import eval_results, run_summary
+  groups = {g: {"examples": 3.0, "rmse": 0.1 + g / 1e4, "baseline_rmse": None, "train_rows": 9}
+            for g in range(2000)}
+  failures = [eval_results.Failure(slice=((fk.GROUP_KEY, str(g)),), metric=RMSE, kind="absolute",
+                                   value=1.0, bound=0.5) for g in range(40)]
+  s = run_summary.RunSummary(
+      evaluation_uri="/x/eval/1", blessed=False, pushed=False, pushed_path=None,
+      grouping_uri=None, groups=groups, failures=failures,
+      overall={"candidate": {"example_count": 6000.0, RMSE: 0.2}})
+  lines = "\n".join(run_summary.describe(s, units="RMSE in log(price)")).splitlines()
+  assert len(lines) < 35, lines
+  assert "RMSE in log(price)" in lines[0]
+  assert any("1984 more groups" in l for l in lines)
+  assert "| 1999 |" in lines[2]                    # the worst group first
+  assert any("35 more failed thresholds" in l for l in lines)
