@@ -89,14 +89,16 @@ class Progress(logging.Handler):
         self.line(f"{'':10}{'training':<30} epoch {len(self.epochs)}/{self.max_epochs}  "
                   f"eval RMSE {self.epochs[-1]:.4f}", final=False)
 
-  def _results(self) -> List[str]:
-    """What the execution that just finished produced, one phrase per output artifact."""
+  def _results(self, execution_id: Optional[int] = None) -> List[str]:
+    """What an execution (default: the one that just finished) produced, one phrase per output
+    artifact."""
     store = metadata_store.MetadataStore(self.connection)
-    executions = store.get_executions()
-    if not executions:
-      return []
-    latest = max(executions, key=lambda e: e.id)
-    events = store.get_events_by_execution_ids([latest.id])
+    if execution_id is None:
+      executions = store.get_executions()
+      if not executions:
+        return []
+      execution_id = max(e.id for e in executions)
+    events = store.get_events_by_execution_ids([execution_id])
     out_ids = [e.artifact_id for e in events if e.type in (e.OUTPUT, e.DECLARED_OUTPUT)]
     in_ids = [e.artifact_id for e in events if e.type in (e.INPUT, e.DECLARED_INPUT)]
     types = {t.id: t for t in store.get_artifact_types()}
