@@ -38,8 +38,8 @@ def byo_run(tmp_path_factory):
   csv = str(tmp / "county data.csv")
   df = _csv(csv)
   config = init_config.write(csv, "byo", out=str(tmp / "byo.yaml"))
-  sets = [f"dataset.csv_dir={tmp / 'data'}", f"outputs.root={tmp / 'out'}", "model.epochs=3",
-          "model.patience=2", "model.batch_size=128"]
+  sets = [f"dataset.csv_dir={tmp / 'data'}", f"outputs.root={tmp / 'out'}", "model.epochs=10",
+          "model.patience=3", "model.batch_size=64"]
   proc = subprocess.run([sys.executable, "-m", "pipeline.local_runner", "--config", config,
                          "--set", *sets], capture_output=True, text=True, timeout=1500)
   cfg = load_config(config, overrides=dict(s.split("=", 1) for s in sets[:2]))
