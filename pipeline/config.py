@@ -2,14 +2,29 @@
 
 The pipeline code takes no dataset knowledge of its own: a new CSV needs only a new YAML file.
 Paths in the YAML are relative to the repository root unless absolute.
+
+The sections are pydantic dataclasses (stdlib dataclasses underneath, so `dataclasses.asdict`,
+`replace` and `vars` keep working): every field is type-checked when the file is read, unknown
+fields are refused, and a mistake names the file, the field (dotted path), what was expected and
+what was found, before any component runs. Scalars are strict (no "5" for an int, no 3 for a
+string, no true for a number) with one deliberate exception: float fields accept numeric strings,
+because PyYAML reads `1e-3` (no dot in the mantissa) as a string. A scalar where a list belongs is
+refused (write `[x]`), never iterated character by character. Adding a field is one line.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import typing
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Strict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+from typing_extensions import Annotated
+
+from models.grouped_regression import features as fk
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -17,43 +32,69 @@ GROUPING_MODES = ("kmeans", "apriori")
 GROUPING_CATEGORICAL = ("error", "onehot", "exclude")
 MODEL_VARIANTS = ("multihead", "embedding", "attention", "global")
 LABEL_TRANSFORMS = ("log", "none")
+# Names the Transform graph / exported model emit next to the raw columns: a raw column of the
+# same name would be shadowed (models/grouped_regression/features.py).
+RESERVED_COLUMNS = (fk.GROUP_KEY,)
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"   # config name: used in file and pipeline names
 
 
 class ConfigError(ValueError):
   """A config file is missing a field or holds a value the pipeline cannot use."""
 
 
-@dataclasses.dataclass
+def _numeric_string(v: Any) -> Any:
+  """'1e-3' -> 0.001: PyYAML's YAML 1.1 resolver reads floats without a dot as strings."""
+  if isinstance(v, str):
+    try:
+      return float(v.strip())
+    except ValueError:
+      return v  # the strict float check below reports it, naming the field
+  return v
+
+
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict(), BeforeValidator(_numeric_string)]
+Str = Annotated[str, Strict()]
+Bool = Annotated[bool, Strict()]
+Columns = List[Str]
+_SECTION = ConfigDict(extra="forbid")
+
+
+def _list(default: Sequence[Any] = ()):
+  return dataclasses.field(default_factory=lambda: list(default))
+
+
+@dataclass(config=_SECTION)
 class DatasetConfig:
-  source: str
-  csv_dir: str
-  label: str
-  numeric_features: List[str]
-  categorical_features: List[str] = dataclasses.field(default_factory=list)
-  label_from: Optional[str] = None
-  label_transform: str = "none"
-  schema: Optional[str] = None
+  source: Str
+  csv_dir: Str
+  label: Str
+  numeric_features: Columns = _list()
+  categorical_features: Columns = _list()
+  label_from: Optional[Str] = None
+  label_transform: Str = "none"
+  schema: Optional[Str] = None
   # hash-bucket shares of the train / eval / test splits: train fits, eval makes every model
-  # choice, test alone judges (metrics, gate, blessing). Replaces train_buckets/eval_buckets.
-  split_sizes: Dict[str, int] = dataclasses.field(
+  # choice, test alone judges (metrics, gate, blessing).
+  split_sizes: Dict[Str, Int] = dataclasses.field(
       default_factory=lambda: {"train": 70, "eval": 15, "test": 15})
-  sample_rows: int = 0              # 0: all rows; else a deterministic sample at `make data`
+  sample_rows: Int = 0              # 0: all rows; else a deterministic sample at `make data`
 
 
-@dataclasses.dataclass
+@dataclass(config=_SECTION)
 class GroupingConfig:
-  mode: str = "kmeans"
-  features: List[str] = dataclasses.field(default_factory=list)
-  k: Union[int, List[int]] = 8
-  min_group_share: float = 0.02
-  sample_size: int = 200_000
-  seed: int = 42
-  column: Optional[str] = None
-  min_count: int = 20
-  silhouette_sample: int = 5_000
-  categorical: str = "error"        # K-Means on a string feature: error | onehot | exclude
-  n_init: int = 4                   # K-Means restarts per k
-  tie_tolerance: float = 0.001      # silhouettes this close count as a tie: smaller k wins
+  mode: Str = "kmeans"
+  features: Columns = _list()      # kmeans mode only (ignored in apriori mode)
+  k: Union[Int, List[Int]] = 8     # kmeans mode only: an int, or [min, max]
+  min_group_share: Float = 0.02
+  sample_size: Int = 200_000
+  seed: Int = 42
+  column: Optional[Str] = None     # apriori mode only
+  min_count: Int = 5               # apriori: rarer categories share the fallback group (see README)
+  silhouette_sample: Int = 5_000
+  categorical: Str = "error"        # K-Means on a string feature: error | onehot | exclude
+  n_init: Int = 4                   # K-Means restarts per k
+  tie_tolerance: Float = 0.001      # silhouettes this close count as a tie: smaller k wins
 
   @property
   def k_range(self) -> List[int]:
@@ -64,54 +105,54 @@ class GroupingConfig:
     return list(range(int(lo), int(hi) + 1))
 
 
-@dataclasses.dataclass
+@dataclass(config=_SECTION)
 class ModelConfig:
-  variant: str = "multihead"
-  trunk_units: List[int] = dataclasses.field(default_factory=lambda: [64, 32])
-  head_units: int = 16
-  embedding_dim: int = 8
-  attention_heads: int = 2
-  delta_l2: float = 1e-3
-  head_refit: bool = True
-  numeric_bins: int = 0          # > 1: piecewise-linear encoding of each numeric (piecewise.py)
-  learning_rate: float = 3e-3
-  batch_size: int = 64
-  epochs: int = 40
-  patience: int = 6
-  train_steps: int = 0
-  seed: int = 7
+  variant: Str = "multihead"
+  trunk_units: List[Int] = _list([64, 32])
+  head_units: Int = 16
+  embedding_dim: Int = 8
+  attention_heads: Int = 2
+  delta_l2: Float = 1e-3
+  head_refit: Bool = True
+  numeric_bins: Int = 0          # > 1: piecewise-linear encoding of each numeric (piecewise.py)
+  learning_rate: Float = 3e-3
+  batch_size: Int = 64
+  epochs: Int = 40
+  patience: Int = 6
+  train_steps: Int = 0
+  seed: Int = 7
 
 
-@dataclasses.dataclass
+@dataclass(config=_SECTION)
 class EvaluationConfig:
-  rmse_upper_bound: float = 1e9
-  overall_rmse_tolerance: float = 0.05
-  group_rmse_tolerance: float = 0.15
-  min_group_examples: int = 15
-  extra_slices: List[str] = dataclasses.field(default_factory=list)
+  rmse_upper_bound: Float = 1e9
+  overall_rmse_tolerance: Float = 0.05
+  group_rmse_tolerance: Float = 0.15
+  min_group_examples: Int = 15
+  extra_slices: Columns = _list()
 
 
-@dataclasses.dataclass
+@dataclass(config=_SECTION)
 class ServingConfig:
-  model_name: str = "model"
+  model_name: Str = "model"
 
 
-@dataclasses.dataclass
+@dataclass(config=_SECTION)
 class OutputsConfig:
-  root: str = "outputs/default"
+  root: Str = "outputs/default"
 
 
-@dataclasses.dataclass
+@dataclass(config=_SECTION)
 class BeamConfig:
   """beam_pipeline_args for every Beam-using component (ExampleGen ... Evaluator, Grouping).
 
   Runner choice and parallelism live here, never in code: docs/orchestration.md lists the
   DirectRunner modes (with measurements) and the Flink/Spark/Dataflow arguments.
   """
-  args: List[str] = dataclasses.field(default_factory=list)
+  args: List[Str] = _list()
 
 
-@dataclasses.dataclass
+@dataclass(config=_SECTION)
 class KubeflowConfig:
   """Defaults baked into the Kubeflow Pipelines V2 JSON (pipeline/kubeflow_runner.py).
 
@@ -121,42 +162,42 @@ class KubeflowConfig:
   run must pass push_destination); pipeline_root = the KFP backend's default root.
   """
   # #17: no default; REGISTRY/IMAGE:TAG a cluster can pull (kubeflow_runner.check_image).
-  image: str = ""
-  pipeline_root: str = ""
-  data_root: str = ""
-  serving_model_dir: str = ""
+  image: Str = ""
+  pipeline_root: Str = ""
+  data_root: Str = ""
+  serving_model_dir: Str = ""
 
 
-@dataclasses.dataclass
+@dataclass(config=_SECTION)
 class AirflowConfig:
   """DAG settings for pipeline/airflow_dag.py (schedule: a cron/preset string, or null)."""
-  schedule: Optional[str] = None
-  start_date: str = "2024-01-01"
-  retries: int = 0
+  schedule: Optional[Str] = None
+  start_date: Str = "2024-01-01"
+  retries: Int = 0
   # #17: MLMD connection of the DAG. Empty host: SQLite below outputs.root (one worker only);
   # set for MySQL (multi-worker installs). The password comes from the environment variable
   # named by mlmd_mysql_password_env, never from the YAML.
-  mlmd_mysql_host: str = ""
-  mlmd_mysql_port: int = 3306
-  mlmd_mysql_database: str = "mlmd"
-  mlmd_mysql_user: str = ""
-  mlmd_mysql_password_env: str = "MLMD_MYSQL_PASSWORD"
+  mlmd_mysql_host: Str = ""
+  mlmd_mysql_port: Int = 3306
+  mlmd_mysql_database: Str = "mlmd"
+  mlmd_mysql_user: Str = ""
+  mlmd_mysql_password_env: Str = "MLMD_MYSQL_PASSWORD"
 
 
-@dataclasses.dataclass
+@dataclass(config=_SECTION)
 class PipelineConfig:
   """The whole run: dataset, grouping, model, gates, serving and where outputs go."""
-  name: str
+  name: Str
   dataset: DatasetConfig
-  grouping: GroupingConfig
-  model: ModelConfig
-  evaluation: EvaluationConfig
-  serving: ServingConfig
-  outputs: OutputsConfig
-  beam: BeamConfig
+  grouping: GroupingConfig = dataclasses.field(default_factory=GroupingConfig)
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+  serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
+  outputs: OutputsConfig = dataclasses.field(default_factory=OutputsConfig)
+  beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
   kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
   airflow: AirflowConfig = dataclasses.field(default_factory=AirflowConfig)
-  source_path: Optional[str] = None
+  source_path: Optional[Str] = None  # set by load_config; not a YAML field
 
   # Derived locations. All below outputs.root so one directory holds a run's state.
   @property
@@ -181,6 +222,11 @@ class PipelineConfig:
     return os.path.join(self.output_root, "reports")
 
   @property
+  def log_path(self) -> str:
+    """The full log of a local run (absl, TFX, Beam, TF); the console shows a summary."""
+    return os.path.join(self.output_root, "logs", "run.log")
+
+  @property
   def csv_dir(self) -> str:
     return resolve_path(self.dataset.csv_dir)
 
@@ -202,38 +248,72 @@ def resolve_path(path: str) -> str:
   return path if os.path.isabs(path) else os.path.join(REPO_ROOT, path)
 
 
-_SECTIONS = {
-    "dataset": DatasetConfig, "grouping": GroupingConfig, "model": ModelConfig,
-    "evaluation": EvaluationConfig, "serving": ServingConfig, "outputs": OutputsConfig,
-    "beam": BeamConfig, "kubeflow": KubeflowConfig, "airflow": AirflowConfig,
+_ADAPTER = TypeAdapter(PipelineConfig)
+_SECTIONS = {f.name: typing.get_type_hints(PipelineConfig).get(f.name)
+             for f in dataclasses.fields(PipelineConfig)}
+
+# pydantic error type -> what the field expects, in the words of a YAML author
+_EXPECTED = {
+    "int_type": "an integer",
+    "float_type": "a number (e.g. 0.5, 1e-3)",
+    "string_type": "a string (quote values YAML reads as numbers or booleans)",
+    "bool_type": "true or false",
+    "list_type": "a list, e.g. [a, b] (a single value is written [a])",
+    "dataclass_type": "a mapping of fields",
+    "missing": "a value (the field is required)",
 }
 
 
-def _build(cls, raw: Any, where: str):
-  if raw is None:
-    raw = {}
-  if not isinstance(raw, dict):
-    raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
-  known = {f.name for f in dataclasses.fields(cls)}
-  unknown = sorted(set(raw) - known)
-  if unknown:
-    raise ConfigError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
-  try:
-    return cls(**raw)
-  except TypeError as e:  # a required field is missing
-    raise ConfigError(f"{where}: {e}") from None
+def _found(v: Any) -> str:
+  return f"{v!r} ({type(v).__name__})"
+
+
+def _describe(err: ValidationError, where: str) -> ConfigError:
+  """One line per problem: file, dotted field, expected, found."""
+  fields: Dict[str, List[Any]] = {}   # dotted field -> [expected..., found]
+  extra: Dict[tuple, List[str]] = {}
+  for e in err.errors(include_url=False):
+    loc = list(e["loc"])
+    if e["type"] == "unexpected_keyword_argument":
+      extra.setdefault(tuple(loc[:-1]), []).append(str(loc[-1]))
+      continue
+    # a union (grouping.k) tags the loc with each member type: one line per field, "a or b"
+    while loc and isinstance(loc[-1], str) and ("[" in loc[-1] or loc[-1] in ("int", "str")):
+      loc.pop()
+    field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+    expected = _EXPECTED.get(e["type"], e["msg"])
+    found = "nothing" if e["type"] == "missing" else _found(e["input"])
+    entry = fields.setdefault(field or "<top level>", [[], found])
+    if expected not in entry[0]:
+      entry[0].append(expected)
+  lines = [f"{where}: {f}: expected {' or '.join(exp)}, found {found}"
+           for f, (exp, found) in fields.items()]
+  for parent, names in extra.items():
+    section = ".".join(map(str, parent))
+    if not parent:
+      lines.append(f"{where}: unknown section(s) {sorted(names)}; known: "
+                   f"{sorted(k for k in _SECTIONS if k != 'source_path')}")
+      continue
+    cls = _SECTIONS.get(parent[0])
+    known = sorted(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else []
+    lines.append(f"{where}: {section}: unknown field(s) {sorted(names)}; known: {known}")
+  return ConfigError("\n".join(lines))
 
 
 def from_dict(raw: Dict[str, Any], source_path: Optional[str] = None) -> PipelineConfig:
   """Builds and validates a config from a plain dict (the parsed YAML)."""
   where = source_path or "<config>"
-  if "name" not in raw:
-    raise ConfigError(f"{where}: missing field 'name'")
-  unknown = sorted(set(raw) - set(_SECTIONS) - {"name"})
-  if unknown:
-    raise ConfigError(f"{where}: unknown section(s) {unknown}")
-  sections = {k: _build(cls, raw.get(k), f"{where}: {k}") for k, cls in _SECTIONS.items()}
-  cfg = PipelineConfig(name=str(raw["name"]), source_path=source_path, **sections)
+  if not isinstance(raw, dict):
+    raise ConfigError(f"{where}: expected a YAML mapping of sections, found {_found(raw)}")
+  # an empty section (`grouping:` with nothing below) means its defaults
+  raw = {k: v for k, v in raw.items() if not (k in _SECTIONS and v is None and k != "name")}
+  if "source_path" in raw:
+    raise ConfigError(f"{where}: source_path: not a config field (set by load_config)")
+  try:
+    cfg = _ADAPTER.validate_python(raw)
+  except ValidationError as e:
+    raise _describe(e, where) from None
+  cfg.source_path = source_path
   validate(cfg)
   return cfg
 
@@ -244,7 +324,10 @@ def load_config(path: str, overrides: Optional[Dict[str, Any]] = None) -> Pipeli
   if not os.path.exists(path):
     raise ConfigError(f"config file not found: {path}")
   with open(path) as f:
-    raw = yaml.safe_load(f) or {}
+    try:
+      raw = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+      raise ConfigError(f"{path}: not valid YAML: {e}") from None
   for dotted, value in (overrides or {}).items():
     set_dotted(raw, dotted, value)
   return from_dict(raw, source_path=path)
@@ -254,7 +337,10 @@ def set_dotted(raw: Dict[str, Any], dotted: str, value: Any) -> None:
   node = raw
   *parents, leaf = dotted.split(".")
   for key in parents:
-    node = node.setdefault(key, {})
+    child = node.get(key)
+    if not isinstance(child, dict):
+      child = node[key] = {}
+    node = child
   node[leaf] = value
 
 
@@ -263,10 +349,39 @@ def _require(cond: bool, where: str, message: str) -> None:
     raise ConfigError(f"{where}: {message}")
 
 
+def _check_columns(cfg: PipelineConfig, w: str) -> None:
+  """Column names: any name pandas reads works end to end, unless two of them would share a
+  tensor name (TF maps every character outside [A-Za-z0-9_] to '_' in signature inputs and the
+  model's input keys) or a name the model emits itself."""
+  d, g = cfg.dataset, cfg.grouping
+  named = {"dataset.label": [d.label], "dataset.label_from": [d.label_from] if d.label_from else [],
+           "dataset.numeric_features": d.numeric_features,
+           "dataset.categorical_features": d.categorical_features,
+           "grouping.features" if g.mode == "kmeans" else "grouping.column":
+               list(g.features) if g.mode == "kmeans" else [g.column] if g.column else [],
+           "evaluation.extra_slices": cfg.evaluation.extra_slices}
+  for field, cols in named.items():
+    for c in cols:
+      _require(c.strip() != "", w, f"{field}: expected a column name, found an empty string")
+      _require(c not in RESERVED_COLUMNS, w,
+               f"{field}: '{c}' is a reserved name (the model emits it: "
+               f"{list(RESERVED_COLUMNS)}); rename the column in the CSV")
+  columns = set(cfg.feature_columns) | set(grouping_source_columns(cfg)) | {d.label}
+  by_tensor: Dict[str, List[str]] = {}
+  for c in sorted(columns):
+    by_tensor.setdefault(fk.raw_input_name(c), []).append(c)
+  clashes = {t: cs for t, cs in by_tensor.items() if len(cs) > 1}
+  _require(not clashes, w, "columns " + "; ".join(f"{cs} all map to the tensor name '{t}'"
+                                                   for t, cs in clashes.items())
+           + " (TF allows only [A-Za-z0-9_]); rename one of them in the CSV")
+
+
 def validate(cfg: PipelineConfig) -> None:
   """Rejects configs that would fail late (in a component) with an error that names the field."""
   w = cfg.source_path or "<config>"
   d, g, m = cfg.dataset, cfg.grouping, cfg.model
+  _require(re.fullmatch(NAME_PATTERN, cfg.name) is not None, w,
+           f"name: expected letters, digits, '_', '.' or '-' (it names files), found {cfg.name!r}")
   _require(bool(d.numeric_features or d.categorical_features), w,
            "dataset: at least one of numeric_features / categorical_features is needed")
   dupes = {c for c in cfg.feature_columns if cfg.feature_columns.count(c) > 1}
@@ -275,16 +390,19 @@ def validate(cfg: PipelineConfig) -> None:
            f"dataset.label '{d.label}' is also listed as a feature")
   _require(d.label_transform in LABEL_TRANSFORMS, w,
            f"dataset.label_transform '{d.label_transform}' not in {LABEL_TRANSFORMS}")
+  _require(d.label_from is None or d.label_from != d.label, w,
+           f"dataset.label_from '{d.label_from}' equals dataset.label: leave label_from out")
   _validate_split_sizes(d.split_sizes, w)
+  _require(d.sample_rows >= 0, w, "dataset.sample_rows must be >= 0 (0: all rows)")
   _require(g.mode in GROUPING_MODES, w, f"grouping.mode '{g.mode}' not in {GROUPING_MODES}")
-  if g.mode == "kmeans":
+  if g.mode == "kmeans":  # grouping.column is not used in this mode
     _require(bool(g.features), w, "grouping.features: K-Means needs at least one feature")
     if not isinstance(g.k, int):
-      _require(isinstance(g.k, list) and len(g.k) == 2 and g.k[0] <= g.k[1], w,
+      _require(len(g.k) == 2 and g.k[0] <= g.k[1], w,
                f"grouping.k range must be [min, max] with min <= max (got {g.k})")
       _require(g.k[0] >= 2, w, "grouping.k range: automatic selection needs min >= 2")
     _require(min(g.k_range) >= 1, w, f"grouping.k must be >= 1 (got {g.k})")
-  else:
+  else:  # grouping.features and grouping.k are not used in this mode
     _require(bool(g.column), w, "grouping.column: apriori mode needs a categorical column")
   _require(0.0 <= g.min_group_share < 1.0, w, "grouping.min_group_share must be in [0, 1)")
   _require(g.sample_size > 0, w, "grouping.sample_size must be > 0")
@@ -297,6 +415,8 @@ def validate(cfg: PipelineConfig) -> None:
   _require(bool(m.trunk_units) and all(u > 0 for u in m.trunk_units), w,
            "model.trunk_units must be a non-empty list of positive ints")
   _require(m.batch_size > 0 and m.epochs > 0, w, "model: batch_size and epochs must be > 0")
+  _require(m.learning_rate > 0 and m.delta_l2 >= 0, w,
+           "model: learning_rate must be > 0 and delta_l2 >= 0")
   _require(m.numeric_bins == 0 or 2 <= m.numeric_bins <= 64, w,
            f"model.numeric_bins must be 0 (off) or 2..64, got {m.numeric_bins}")
   e = cfg.evaluation
@@ -308,7 +428,8 @@ def validate(cfg: PipelineConfig) -> None:
   unknown = [c for c in e.extra_slices if c not in slice_columns]
   _require(not unknown, w, f"evaluation.extra_slices: column(s) {unknown} are not dataset "
            f"columns; choose from {sorted(slice_columns)}")
-  bad_args = [a for a in cfg.beam.args if not (isinstance(a, str) and a.startswith("--"))]
+  _check_columns(cfg, w)
+  bad_args = [a for a in cfg.beam.args if not a.startswith("--")]
   _require(not bad_args, w,
            f"beam.args: each entry must be a '--flag[=value]' string, got {bad_args}")
   _require(cfg.airflow.retries >= 0, w, "airflow.retries must be >= 0")

@@ -77,13 +77,56 @@ def _fmt(x, spec=".4f") -> str:
   return "-" if x is None else format(x, spec)
 
 
-def format_table(s: RunSummary) -> str:
+def group_names(grouping_uri: Optional[str]) -> Dict[int, str]:
+  """A readable name per group id: its category (a-priori) or its centre in raw feature units
+  (K-Means); the fallback group says what it holds."""
+  if not grouping_uri:
+    return {}
+  try:
+    g = grouping_store.load(grouping_uri)
+  except (OSError, TypeError, ValueError):
+    return {}
+  names: Dict[int, str] = {}
+  if getattr(g, "vocabulary", None):
+    names = {i: str(v) for i, v in enumerate(g.vocabulary)}
+    names[g.fallback_group] = "(fallback: rare, unseen or missing)"
+  elif getattr(g, "centroids", None) is not None:
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    centres = np.asarray(g.centroids) * np.asarray(g.scale) + np.asarray(g.mean)
+    cols = list(getattr(g, "columns", None) or g.features)
+    for i, c in enumerate(centres):
+      names[i] = "centre " + ", ".join(f"{col}={v:.5g}" for col, v in zip(cols, c))
+  return names
+
+
+def _short(name: str, width: int = 44) -> str:
+  return name if len(name) <= width else name[:width - 3] + "..."
+
+
+def format_table(s: RunSummary, units: str = "label units", max_rows: int = 16) -> str:
+  """Per-group RMSE; with more than `max_rows` groups the worst and best half each, plus a
+  count of the groups left out (the report's CSV lists them all)."""
+  names = group_names(s.grouping_uri)
   split = "+".join((s.gate or {}).get("splits", ["test"]))   # the Evaluator's example_splits
-  lines = [f"| group | train rows | {split} rows | RMSE {split}: candidate | baseline |",
-           "|---:|---:|---:|---:|---:|"]
-  for gid, r in s.groups.items():
-    lines.append(f"| {gid} | {_fmt(r.get('train_rows'), 'd')} | {_fmt(r['examples'], '.0f')} | "
-                 f"{_fmt(r['rmse'])} | {_fmt(r['baseline_rmse'])} |")
+  lines = [f"| group | train rows | {split} rows | RMSE {split}: candidate | RMSE baseline "
+           f"|  ({units})",
+           "|---|---:|---:|---:|---:|"]
+
+  def row(gid, r):
+    name = _short(f"{gid} {names[gid]}" if gid in names else str(gid))
+    return (f"| {name} | {_fmt(r.get('train_rows'), 'd')} | {_fmt(r['examples'], '.0f')} | "
+            f"{_fmt(r['rmse'])} | {_fmt(r['baseline_rmse'])} |")
+
+  items = list(s.groups.items())
+  if len(items) > max_rows:
+    ranked = sorted(items, key=lambda kv: -(kv[1]["rmse"] if kv[1]["rmse"] is not None else -1))
+    half = max_rows // 2
+    lines += [row(*kv) for kv in ranked[:half]]
+    lines.append(f"| ... {len(items) - 2 * half} more groups (worst {half} above, best {half} "
+                 "below) | | | | |")
+    lines += [row(*kv) for kv in ranked[-half:]]
+  else:
+    lines += [row(*kv) for kv in items]
   cand = s.overall.get(eval_results.candidate_name(s.overall), {}) if s.overall else {}
   base = s.overall.get("baseline", {})
   lines.append(f"| **all** | | {_fmt(cand.get('example_count'), '.0f')} | "
@@ -92,15 +135,25 @@ def format_table(s: RunSummary) -> str:
   return "\n".join(lines)
 
 
-def describe(s: RunSummary, cwd: str = ".") -> List[str]:
-  rel = lambda p: os.path.relpath(p, cwd) if p and os.path.isabs(p) else p  # noqa: E731
+def describe(s: RunSummary, cwd: str = ".", units: str = "label units") -> List[str]:
+  def rel(p):
+    if not p or not os.path.isabs(p):
+      return p
+    r = os.path.relpath(p, cwd)
+    return p if r.startswith("..") else r
   status = {True: "BLESSED", False: "NOT blessed", None: "no blessing"}[s.blessed]
-  out = [format_table(s), "", f"model: {status}; evaluation: {rel(s.evaluation_uri)}"]
-  for f in s.failures:
+  out = [format_table(s, units), "", f"model: {status}; evaluation: {rel(s.evaluation_uri)}"]
+  for f in s.failures[:5]:
     base = s.metrics.get(f.slice, {}).get("baseline", {}).get(f.metric)
-    out.append(f"  failed: {f.describe(base)}")
+    out.append(f"  failed: {f.describe(base)[:200]}")
+  if len(s.failures) > 5:
+    out.append(f"  ... and {len(s.failures) - 5} more failed thresholds (see the report)")
   out.append(f"pushed model: {rel(s.pushed_path)}" if s.pushed else
              "pushed model: none (not blessed, nothing pushed)")
+  if s.grouping_uri:
+    html = (grouping_store.load_summary(s.grouping_uri).get("report") or {}).get("html")
+    if html:
+      out.append(f"grouping report: {rel(os.path.join(s.grouping_uri, html))}")
   if s.report_path:
     out.append(f"report: {rel(s.report_path)}")
   return out

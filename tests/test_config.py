@@ -1,10 +1,12 @@
 """Config loading: every shipped config validates; mistakes name the field."""
 import glob
 import os
+import re
 
 import pytest
 
-from pipeline.config import REPO_ROOT, ConfigError, load_config
+from pipeline.config import (REPO_ROOT, ConfigError, from_dict, grouping_source_columns,
+                             load_config)
 from pipeline.from_config import pipeline_args
 
 # absolute, so the list does not depend on the directory pytest runs from
@@ -48,3 +50,86 @@ def test_k_range_expands():
 def test_missing_config_file_is_named():
   with pytest.raises(ConfigError, match="no_such.yaml"):
     load_config("configs/no_such.yaml")
+
+
+# ---- type checks (pydantic): the message names the file, the field, expected and found ----
+
+def test_float_fields_accept_every_yaml_float_notation(tmp_path):
+  text = open("configs/ames.yaml").read().replace("delta_l2: 0.001", "delta_l2: 1e-3")
+  path = tmp_path / "ames.yaml"
+  path.write_text(text)
+  import yaml
+  assert isinstance(yaml.safe_load(text)["model"]["delta_l2"], str)  # PyYAML's reading
+  cfg = load_config(str(path))
+  assert cfg.model.delta_l2 == pytest.approx(1e-3) and isinstance(cfg.model.delta_l2, float)
+  assert load_config("configs/ames.yaml", {"evaluation.rmse_upper_bound": 1}) \
+      .evaluation.rmse_upper_bound == 1.0
+
+
+@pytest.mark.parametrize("override,field,found", [
+    ({"model.delta_l2": "abc"}, "model.delta_l2: expected a number", "'abc' (str)"),
+    ({"model.epochs": "5"}, "model.epochs: expected an integer", "'5' (str)"),
+    ({"model.epochs": 2.5}, "model.epochs: expected an integer", "2.5 (float)"),
+    ({"model.head_refit": "yes please"}, "model.head_refit: expected true or false", "(str)"),
+    ({"evaluation.rmse_upper_bound": True}, "evaluation.rmse_upper_bound: expected a number",
+     "True (bool)"),
+    ({"dataset.numeric_features": "Gr_Liv_Area"}, "dataset.numeric_features: expected a list",
+     "'Gr_Liv_Area' (str)"),
+    ({"grouping.features": "Longitude"}, "grouping.features: expected a list", "(str)"),
+    ({"dataset.categorical_features": ["Neighborhood", 1990]},
+     "dataset.categorical_features[1]: expected a string", "1990 (int)"),
+    ({"grouping.k": "many"}, "grouping.k: expected", "'many' (str)"),
+    ({"serving.model_name": 7}, "serving.model_name: expected a string", "7 (int)"),
+    ({"model": [1, 2]}, "model: expected a mapping", "(list)"),
+])
+def test_type_errors_name_the_field_expected_and_found(override, field, found):
+  with pytest.raises(ConfigError) as err:
+    load_config("configs/ames.yaml", overrides=override)
+  msg = str(err.value)
+  assert "configs/ames.yaml: " + field in msg and found in msg, msg
+  assert "\n" not in msg  # one problem, one line
+
+
+def test_unknown_section_and_missing_required_field():
+  with pytest.raises(ConfigError, match=r"unknown section\(s\) \['modle'\]"):
+    load_config("configs/ames.yaml", overrides={"modle.epochs": 3})
+  with pytest.raises(ConfigError, match="dataset.label: expected a value"):
+    from_dict({"name": "x", "dataset": {"source": "csv:x.csv", "csv_dir": "data/x"}})
+
+
+@pytest.mark.parametrize("override,message", [
+    ({"dataset.numeric_features": ["group_id", "Lot_Area"]},
+     "dataset.numeric_features: 'group_id' is a reserved name"),
+    ({"grouping.mode": "apriori", "grouping.column": "group_id"},
+     "grouping.column: 'group_id' is a reserved name"),
+    ({"dataset.numeric_features": ["Lot.Area", "Lot_Area"]},
+     "['Lot.Area', 'Lot_Area'] all map to the tensor name 'Lot_Area'"),
+    ({"name": "my data"}, "name: expected letters"),
+    ({"dataset.label_from": "log_sale_price"}, "equals dataset.label"),
+])
+def test_names_the_model_cannot_carry_are_refused(override, message):
+  with pytest.raises(ConfigError, match=re.escape(message)):
+    load_config("configs/ames.yaml", overrides=override)
+
+
+def test_apriori_mode_needs_neither_kmeans_features_nor_k():
+  cfg = load_config("configs/ames.yaml", overrides={
+      "grouping.mode": "apriori", "grouping.column": "Neighborhood", "grouping.features": [],
+      "grouping.k": [9, 3]})  # an invalid k range is irrelevant in apriori mode
+  assert list(grouping_source_columns(cfg)) == ["Neighborhood"]
+
+
+def test_dotted_and_spaced_columns_are_accepted():
+  cfg = load_config("configs/ames.yaml", overrides={
+      "dataset.numeric_features": ["lot area", "Year.Built"], "grouping.mode": "apriori",
+      "grouping.column": "county.name", "evaluation.extra_slices": []})
+  assert cfg.dataset.numeric_features == ["lot area", "Year.Built"]
+
+
+def test_config_stays_a_dataclass_for_its_users():
+  import dataclasses
+  cfg = load_config("configs/ames.yaml")
+  assert dataclasses.asdict(cfg.model)["epochs"] == cfg.model.epochs == vars(cfg.model)["epochs"]
+  with pytest.raises(Exception):  # replace() re-validates
+    dataclasses.replace(cfg.model, epochs="many")
+  assert "source_path" not in cfg.to_dict() and cfg.to_dict()["name"] == "ames"

@@ -25,7 +25,8 @@ def build(g: fitting.Grouping, result: scan.ScanResult, stats: Dict[str, Dict[st
     if rows[s] == 0:
       warnings.append(f"split '{s}' has no examples")
     elif empty[s]:
-      warnings.append(f"split '{s}': group(s) {empty[s]} have no rows")
+      ids = empty[s] if len(empty[s]) <= 10 else f"{empty[s][:10]} ... ({len(empty[s])} in all)"
+      warnings.append(f"split '{s}': group(s) {ids} have no rows")  # bounded: 1000s of groups
     for f, n in missing[s].items():
       if n:
         how = (f"imputed with the train mean {_impute(g, f):.6g}" if f in g.numeric_features

@@ -150,8 +150,9 @@ def _feature_vector(spec: ModelInputs, inp, hp: Hparams) -> tf.Tensor:
     parts += [inp[fk.piecewise_key(n)] for n in spec.numeric]
   for name, size in spec.categorical.items():
     dim = min(hp.embedding_dim, max(2, size // 2))
-    emb = tf.keras.layers.Embedding(size, dim, name=f"emb_{name}")(inp[fk.categorical_key(name)])
-    parts.append(tf.keras.layers.Flatten(name=f"flat_{name}")(emb))
+    safe = fk.tensor_name(name)  # layer names: TF's character set
+    emb = tf.keras.layers.Embedding(size, dim, name=f"emb_{safe}")(inp[fk.categorical_key(name)])
+    parts.append(tf.keras.layers.Flatten(name=f"flat_{safe}")(emb))
   if not parts:
     raise ValueError("the model needs at least one numeric or categorical feature")
   return parts[0] if len(parts) == 1 else tf.keras.layers.Concatenate(name="features")(parts)

@@ -46,11 +46,15 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
   def serve_examples(examples):
     return predict(tf.io.parse_example(examples, spec))
 
-  raw_sig = {name: tf.TensorSpec([None], fs.dtype, name=name) for name, fs in spec.items()}
+  # inputs named as TF would rename them ('county.name' -> 'county_name'), mapped back here
+  raw_names = {fk.raw_input_name(name): name for name in spec}
+  raw_sig = {arg: tf.TensorSpec([None], spec[name].dtype, name=arg)
+             for arg, name in raw_names.items()}
 
   @tf.function(input_signature=[raw_sig])
   def serve_raw(features):
-    return predict({k: _as_raw_feature(v, spec[k]) for k, v in features.items()})
+    return predict({raw_names[k]: _as_raw_feature(v, spec[raw_names[k]])
+                    for k, v in features.items()})
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
   def transform_features(examples):

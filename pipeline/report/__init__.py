@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 
+from pipeline.eval_config import RMSE
 from pipeline.report import chart, content, page
 from pipeline.run_summary import RunSummary
 
@@ -23,8 +24,22 @@ def report_subdir(report_dir: str, summary: RunSummary) -> str:
   return os.path.join(report_dir, f"evaluation_{os.path.basename(summary.evaluation_uri.rstrip('/'))}")
 
 
+def write_groups_csv(c: content.ReportContent, path: str) -> str:
+  """Every group's row (the page lists at most page.MAX_TABLE_GROUPS): sortable anywhere."""
+  import csv  # pylint: disable=g-import-not-at-top
+  metrics = ["example_count", RMSE, "mean_absolute_error", "mean_label", "mean_prediction"]
+  with open(path, "w", newline="", encoding="utf-8") as f:
+    w = csv.writer(f)
+    w.writerow(["group", "train_rows", "gated", "failed"] + [f"candidate_{m}" for m in metrics]
+               + [f"baseline_{RMSE}"])
+    for g in c.groups:
+      w.writerow([g.label, g.train_rows, g.gated, "; ".join(g.failed)]
+                 + [g.candidate.get(m) for m in metrics] + [g.baseline.get(RMSE)])
+  return path
+
+
 def write_report(summary: RunSummary, report_dir: str, title: str) -> str:
-  """Writes report.html + rmse_by_group.png for the summary's evaluation; returns the HTML path."""
+  """Writes report.html + rmse_by_group.png + groups.csv for the summary's evaluation; returns the HTML path."""
   if summary.evaluation_uri is None:
     raise ValueError("no ModelEvaluation in this run's metadata: the Evaluator has not run, "
                      "so there is nothing to report")
@@ -32,6 +47,7 @@ def write_report(summary: RunSummary, report_dir: str, title: str) -> str:
   os.makedirs(out_dir, exist_ok=True)
   c = content.build(summary, title)
   chart.rmse_by_group(c, os.path.join(out_dir, PNG_FILE))
+  write_groups_csv(c, os.path.join(out_dir, page.GROUPS_CSV))
   path = os.path.join(out_dir, HTML_FILE)
   tmp = path + ".tmp"
   with open(tmp, "w", encoding="utf-8") as f:

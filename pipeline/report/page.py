@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import pathlib
 from typing import Iterable, List, Optional
 
 from pipeline.eval_config import RMSE
 from pipeline.report.content import ReportContent, SliceRow
+
+GROUPS_CSV = "groups.csv"
 
 _METRICS = ("example_count", RMSE, "mean_squared_error", "mean_absolute_error", "mean_label",
             "mean_prediction", "calibration")
@@ -33,8 +36,17 @@ def _e(x) -> str:
   return html.escape(str(x))
 
 
+MAX_TABLE_GROUPS = 50   # more groups: the worst ones and the failing ones here, all in the CSV
+MAX_TEXT = 300          # characters of one warning line
+
+
 def _num(x: Optional[float], spec: str = ".4f") -> str:
-  return "-" if x is None else format(x, spec)
+  """'-' when absent; a NaN/inf never reaches the page: it says why it is undefined."""
+  if x is None:
+    return "-"
+  if isinstance(x, float) and not math.isfinite(x):
+    return "undefined (no rows or a zero denominator)"
+  return format(x, spec)
 
 
 def _pct(x: Optional[float]) -> str:
@@ -64,14 +76,28 @@ def _metric_headers(names) -> List[str]:
           + [names[m] for m in _METRICS[2:]] + ["failed threshold"])
 
 
+def _shown_groups(c: ReportContent):
+  """Every group when few; else the failing ones and the worst by RMSE, up to the cap."""
+  if len(c.groups) <= MAX_TABLE_GROUPS:
+    return c.groups
+  rmse = lambda g: g.candidate.get(RMSE) if g.candidate.get(RMSE) is not None else -1.0  # noqa
+  worst = sorted(c.groups, key=lambda g: (not g.failed, -rmse(g)))
+  return worst[:MAX_TABLE_GROUPS]
+
+
 def _group_table(c: ReportContent) -> str:
   rows = []
-  for g in c.groups:
+  for g in _shown_groups(c):
     gated = "-" if g.gated is None else ("yes" if g.gated else "no (too few rows)")
     extra = f"<td>{_num(g.train_rows, 'd')}</td><td>{_e(gated)}</td>"
     rows.append(_slice_row(g, extra, "" if g.gated is not False else "ungated"))
   rows.append(_slice_row(c.overall, "<td></td><td></td>", "overall"))
-  return _table(["group", "train rows", "gated"] + _metric_headers(c.metric_names), rows)
+  table = _table(["group", "train rows", "gated"] + _metric_headers(c.metric_names), rows)
+  if len(c.groups) > MAX_TABLE_GROUPS:
+    table = (f"<p>{len(c.groups)} groups: the failing ones and the worst by RMSE are listed "
+             f"(first {MAX_TABLE_GROUPS}); every group is in <a href=\"{GROUPS_CSV}\">"
+             f"{GROUPS_CSV}</a>.</p>") + table
+  return table
 
 
 def _grouping_section(c: ReportContent) -> str:
@@ -88,19 +114,24 @@ def _grouping_section(c: ReportContent) -> str:
   counts = s.get("counts", {})
   if counts:
     splits = sorted(counts)
-    n = max(len(v) for v in counts.values())
+    n = min(max(len(v) for v in counts.values()), MAX_TABLE_GROUPS)
     rows = [f"<tr><td class=l>{i}</td>" + "".join(
         f"<td>{counts[sp][i] if i < len(counts[sp]) else '-'}</td>" for sp in splits) + "</tr>"
             for i in range(n)]
-    out.append("<h3>Rows per group and split</h3>" + _table(["group"] + splits, rows))
+    out.append("<h3>Rows per group and split</h3>" + _table(["group"] + splits, rows)
+               + (f"<p>first {n} groups; all in {GROUPS_CSV}</p>" if n == MAX_TABLE_GROUPS
+                  else ""))
   if g.get("centroids"):
     cols = g["columns"]
     rows = [f"<tr><td class=l>{i}</td>" + "".join(f"<td>{v:.5g}</td>" for v in cen) + "</tr>"
-            for i, cen in enumerate(g["centroids"])]
+            for i, cen in enumerate(g["centroids"][:MAX_TABLE_GROUPS])]
     out.append("<h3>Group centres (raw feature units)</h3>" + _table(["group"] + cols, rows))
   if g.get("vocabulary"):
+    vocab = g["vocabulary"]
+    more = f" ... ({len(vocab)} in all, see {GROUPS_CSV})" if len(vocab) > MAX_TABLE_GROUPS else ""
     out.append("<h3>Categories</h3><p>" + _e(", ".join(
-        f"{i}: {v}" for i, v in enumerate(g["vocabulary"]))) + " ; other values: fallback</p>")
+        f"{i}: {v}" for i, v in enumerate(vocab[:MAX_TABLE_GROUPS])) + more)
+               + " ; other values: fallback</p>")
   sel = s.get("selection") or []
   if len(sel) > 1:
     keys = [k for k in ("k", "silhouette", "inertia", "min_share", "feasible") if k in sel[0]]
@@ -108,7 +139,8 @@ def _grouping_section(c: ReportContent) -> str:
                              for i, k in enumerate(keys)) + "</tr>" for c_ in sel]
     out.append("<h3>Choice of k</h3>" + _table(keys, rows))
   for w in s.get("warnings", []) or []:
-    out.append(f"<p>warning: {_e(w)}</p>")
+    w = str(w)
+    out.append(f"<p>warning: {_e(w if len(w) <= MAX_TEXT else w[:MAX_TEXT] + ' ...')}</p>")
   own = (s.get("report") or {}).get("html")
   if own:   # the Grouping component's own page (k curve, maps) inside its artifact
     path = os.path.join(g["uri"], own)
@@ -142,7 +174,9 @@ baseline: <code>{_e(c.baseline_model_uri or 'none (first run)')}</code><br>
 evaluation: <code>{_e(c.evaluation_uri or '-')}</code></p>
 <h2>Failed thresholds</h2>{failures}
 <h2>Blessing rules</h2><ul>{''.join(f'<li>{_e(r)}</li>' for r in c.rules)}</ul>
-<h2>RMSE per group</h2><img src="{_e(png_name)}" alt="RMSE per group, candidate vs baseline">
+<h2>RMSE per group</h2><img src="{_e(png_name)}" style="max-width:100%"
+alt="RMSE per group, candidate vs baseline">
+<p>Every group: <a href="{GROUPS_CSV}">{GROUPS_CSV}</a></p>
 <h2>Per group</h2>{_group_table(c)}
 <h2>Other slices</h2>{extra or '<p>none configured</p>'}
 <h2>Grouping</h2>{_grouping_section(c)}
