@@ -78,6 +78,7 @@ class ModelConfig:
   patience: int = 6
   train_steps: int = 0
   seed: int = 7
+  deterministic: bool = True     # TF op determinism in run_fn: same data+config+seed, same weights
 
 
 @dataclasses.dataclass

@@ -10,7 +10,7 @@ import time
 
 from tfx import v1 as tfx
 
-from pipeline import run_summary
+from pipeline import run_lock, run_summary
 from pipeline.report import write_report
 from pipeline.config import load_config
 from pipeline.from_config import pipeline_args
@@ -23,8 +23,13 @@ def parse_overrides(pairs):
 
 
 def run(cfg) -> run_summary.RunSummary:
-  os.makedirs(cfg.output_root, exist_ok=True)
+  with run_lock.hold(cfg.output_root):  # one writer per outputs root: a second run exits at once
+    return _run(cfg)
+
+
+def _run(cfg) -> run_summary.RunSummary:
   connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path)
+  run_lock.mark_abandoned(connection)
   pipeline = create_pipeline(**pipeline_args(cfg), metadata_connection_config=connection)
   tfx.orchestration.LocalDagRunner().run(pipeline)
   summary = run_summary.summarize(connection)

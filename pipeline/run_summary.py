@@ -28,6 +28,7 @@ class RunSummary:
   candidate_model_uri: Optional[str] = None
   baseline_model_uri: Optional[str] = None       # None: first run, judged on absolute rules
   metrics: SliceMetrics = dataclasses.field(default_factory=dict)
+  unchanged_version: Optional[str] = None        # blessed but identical to this pushed version
   failures: List[eval_results.Failure] = dataclasses.field(default_factory=list)
   gate: Optional[Dict[str, Any]] = None            # gated / reported-only groups
   report_path: Optional[str] = None                # set once the report is written
@@ -70,7 +71,8 @@ def summarize(connection_config) -> RunSummary:
       candidate_model_uri=_prop(blessing, "current_model") or None,
       baseline_model_uri=_prop(blessing, "baseline_model") or None,
       metrics=metrics, failures=failures,
-      gate=eval_results.load_gate(evaluation.uri) if evaluation else None)
+      gate=eval_results.load_gate(evaluation.uri) if evaluation else None,
+      unchanged_version=_prop(pushed, "unchanged_version") or None)
 
 
 def _fmt(x, spec=".4f") -> str:
@@ -99,7 +101,8 @@ def describe(s: RunSummary, cwd: str = ".") -> List[str]:
     base = s.metrics.get(f.slice, {}).get("baseline", {}).get(f.metric)
     out.append(f"  failed: {f.describe(base)}")
   out.append(f"pushed model: {rel(s.pushed_path)}" if s.pushed else
-             "pushed model: none (not blessed, nothing pushed)")
+             f"pushed model: unchanged, not pushed (same as version {s.unchanged_version})"
+             if s.unchanged_version else "pushed model: none (not blessed, nothing pushed)")
   if s.report_path:
     out.append(f"report: {rel(s.report_path)}")
   return out
