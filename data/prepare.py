@@ -153,8 +153,8 @@ def fingerprints(cfg: PipelineConfig) -> Dict[str, str]:
 
 
 def check_owned(csv_dir: str, name: str) -> None:
-  """Stops if csv_dir holds a file this module did not write (listed in the manifest, or
-  <name>.csv, which earlier versions wrote without one)."""
+  """Stops if csv_dir holds a file other than those listed in the manifest and <name>.csv (a
+  <name>.csv without a manifest is used as is, never overwritten unless --force)."""
   if not os.path.isdir(csv_dir):
     return
   ours = set(_read_manifest(csv_dir).get("files", [])) | {f"{name}.csv"}
@@ -171,8 +171,6 @@ def stale_reason(cfg: PipelineConfig, path: str) -> Optional[str]:
     return "no CSV yet"
   m = _read_manifest(cfg.csv_dir)
   fp = fingerprints(cfg)
-  if not m:
-    return "no manifest"
   if m.get("config") != fp["config"]:
     return "config's dataset section changed"
   if m.get("source") != fp["source"]:
@@ -201,6 +199,11 @@ def write_csv(df: pd.DataFrame, csv_dir: str, name: str) -> str:
 def prepare(cfg: PipelineConfig, force: bool = False) -> Optional[str]:
   path = os.path.join(cfg.csv_dir, f"{cfg.name}.csv")
   check_owned(cfg.csv_dir, cfg.name)
+  if os.path.exists(path) and not _read_manifest(cfg.csv_dir) and not force:
+    log.warning("data: %s has no manifest, so data.prepare did not write it: used as is, not "
+                "rebuilt or overwritten (delete it, or run with --force, to rebuild it from %s)",
+                path, cfg.dataset.source)
+    return path
   reason = "forced" if force else stale_reason(cfg, path)
   if reason is None:
     log.info("data up to date: %s", os.path.relpath(path, resolve_path(".")))
