@@ -34,3 +34,30 @@ def test_curated_ames_schema_bounds_the_label():
   f = tfdv.get_feature(schema, cfg.dataset.label)
   assert f.HasField("float_domain") and f.float_domain.min < 9.4 and f.float_domain.max > 13.6
   assert isinstance(schema, schema_pb2.Schema)
+
+
+def test_inferred_schema_gets_the_label_range_from_the_train_split(tmp_path):
+  """LabelRangeSchemaGen's executor (stock inference + label float_domain) on a real
+  ExampleStatistics artifact layout."""
+  import os
+  from tfx.types import standard_artifacts, artifact_utils, standard_component_specs as specs
+  from tfx.utils import io_utils, json_utils
+  rng = np.random.default_rng(1)
+  stats = standard_artifacts.ExampleStatistics()
+  stats.uri = str(tmp_path / "stats")
+  stats.split_names = artifact_utils.encode_split_names(["train", "eval"])
+  for split, y in (("train", rng.normal(5, 1, 1000)), ("eval", rng.normal(5, 1, 300))):
+    os.makedirs(os.path.join(stats.uri, f"Split-{split}"))
+    with open(os.path.join(stats.uri, f"Split-{split}", "FeatureStats.pb"), "wb") as f:
+      f.write(_stats(y).SerializeToString())
+  schema = standard_artifacts.Schema()
+  schema.uri = str(tmp_path / "schema")
+  os.makedirs(schema.uri)
+  label_range.Executor().Do(
+      {specs.STATISTICS_KEY: [stats]}, {specs.SCHEMA_KEY: [schema]},
+      {specs.INFER_FEATURE_SHAPE_KEY: 1, specs.EXCLUDE_SPLITS_KEY: json_utils.dumps([]),
+       label_range.LABEL_KEY: "y"})
+  out = io_utils.parse_pbtxt_file(os.path.join(schema.uri, "schema.pbtxt"), schema_pb2.Schema())
+  d = tfdv.get_feature(out, "y").float_domain
+  assert -5 < d.min < -2.5 and 12.5 < d.max < 15   # deciles ~3.7 / 6.3, widened 3x their gap
+  assert not tfdv.get_feature(out, "x").HasField("float_domain")
