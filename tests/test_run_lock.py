@@ -34,8 +34,9 @@ def test_running_executions_of_a_dead_run_are_marked_abandoned(tmp_path):
   conn = tfx.orchestration.metadata.sqlite_metadata_connection_config(str(tmp_path / "m.sqlite"))
   store = metadata_store.MetadataStore(conn)
   t = store.put_execution_type(metadata_store_pb2.ExecutionType(name="Trainer"))
-  running = metadata_store_pb2.Execution(type_id=t, last_known_state=metadata_store_pb2.Execution.RUNNING)
-  done = metadata_store_pb2.Execution(type_id=t, last_known_state=metadata_store_pb2.Execution.COMPLETE)
+  state = metadata_store_pb2.Execution
+  running = metadata_store_pb2.Execution(type_id=t, last_known_state=state.RUNNING)
+  done = metadata_store_pb2.Execution(type_id=t, last_known_state=state.COMPLETE)
   rid, did = store.put_executions([running, done])
   lines = run_lock.mark_abandoned(conn)
   assert lines == [f"execution {rid} (Trainer) was left RUNNING by a dead run: marked abandoned"]

@@ -114,8 +114,9 @@ def test_unchanged_rerun_pushes_nothing_and_a_second_runner_is_refused(baseline)
   out, err = first.communicate(timeout=900)
   assert first.returncode == 0, err[-3000:]
   assert second.returncode != 0
-  assert "RunLockedError" in second.stderr and f"another run (pid {first.pid}) holds" in second.stderr
-  assert "UNCHANGED" in out and out.split("UNCHANGED")[1].split()[:2] == [_versionsof(pushed), "False"]
+  assert "RunLockedError" in second.stderr
+  assert f"another run (pid {first.pid}) holds" in second.stderr
+  assert out.split("UNCHANGED")[1].split()[:2] == [_versionsof(pushed), "False"]
   _assert_intact(cfg, pushed)
 
 
