@@ -17,7 +17,7 @@ export PYTHONHASHSEED ?= 0
 export PYTHONWARNINGS ?= ignore::FutureWarning,ignore::DeprecationWarning
 
 .PHONY: help setup lock init data run test test-fast bench bench-pipeline bench-grouping bench-models bench-serving \
-        serve kfp-compile airflow-dag-test bench-beam clean
+        serve kfp-compile airflow-dag-test bench-beam bench-determinism clean
 
 help:
 	@echo "make run    - run the whole pipeline on $(CONFIG) (LocalDagRunner, SQLite metadata)"
@@ -85,6 +85,9 @@ bench-models: $(STAMP)
 
 bench-serving: $(STAMP)
 	$(PY) -m bench.serving
+
+bench-determinism: $(STAMP)
+	$(PY) -m bench.determinism
 
 serve: $(STAMP)
 	$(PY) -m serving.server --config $(CONFIG)

@@ -121,6 +121,7 @@ class ModelConfig:
   patience: Int = 6
   train_steps: Int = 0
   seed: Int = 7
+  deterministic: Bool = True     # TF op determinism in run_fn: same data+config+seed, same weights
 
 
 @dataclass(config=_SECTION)

@@ -40,14 +40,23 @@ def units(cfg: PipelineConfig) -> str:
 
 
 def run(cfg, progress=None):
-  """The pipeline, then its report; `progress` (a logging handler) sees every record."""
+  """The pipeline, then its report; `progress` (a logging handler) sees every record.
+
+  One writer per outputs root: a second run on the same root exits at once (run_lock)."""
+  from pipeline import run_lock  # pylint: disable=g-import-not-at-top
+  os.makedirs(cfg.output_root, exist_ok=True)
+  with run_lock.hold(cfg.output_root):
+    return _run(cfg)
+
+
+def _run(cfg):
   from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
-  from pipeline import run_summary  # pylint: disable=g-import-not-at-top
+  from pipeline import run_lock, run_summary  # pylint: disable=g-import-not-at-top
   from pipeline.from_config import pipeline_args  # pylint: disable=g-import-not-at-top
   from pipeline.pipeline import create_pipeline  # pylint: disable=g-import-not-at-top
   from pipeline.report import write_report  # pylint: disable=g-import-not-at-top
-  os.makedirs(cfg.output_root, exist_ok=True)
   connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path)
+  run_lock.mark_abandoned(connection)
   pipeline = create_pipeline(**pipeline_args(cfg), metadata_connection_config=connection)
   tfx.orchestration.LocalDagRunner().run(pipeline)
   summary = run_summary.summarize(connection)
@@ -105,10 +114,12 @@ def main(argv=None) -> int:
 def _fail(e: Exception, cfg, verbose: bool) -> int:
   """One clear message; the traceback only with --verbose (it is in the run log anyway)."""
   from data.prepare import DataError  # pylint: disable=g-import-not-at-top
-  known = isinstance(e, (ConfigError, DataError)) or type(e).__name__ == "DataAnomalyError"
+  known = (isinstance(e, (ConfigError, DataError))
+           or type(e).__name__ in ("DataAnomalyError", "RunLockedError"))
   if verbose:
     traceback.print_exc()
   kind = "config error" if isinstance(e, ConfigError) else (
+      "run refused" if type(e).__name__ == "RunLockedError" else
       "data error" if known else f"run failed ({type(e).__name__})")
   message = str(e).strip() or repr(e)
   if not known and len(message) > 800:

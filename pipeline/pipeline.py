@@ -14,6 +14,8 @@ from components.group_gate import GroupGate
 from components.grouped_evaluator import GroupedEvaluator
 from components.grouping.component import Grouping
 from components.grouping_inputs import GroupedTrainer, GroupedTransform
+from components.label_range import LabelRangeSchemaGen
+from components.push_guard import GuardedPusher
 from models.grouped_regression import features as fk
 from models.grouped_regression import piecewise
 
@@ -62,8 +64,9 @@ def create_pipeline(
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
   if schema_path:  # a curated schema is the contract every data drop is validated against
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
-  else:           # no curated schema yet: infer one (first look at a new CSV)
-    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
+  else:           # no curated schema yet: infer one, label bounded (first look at a new CSV)
+    schema_gen = LabelRangeSchemaGen(statistics=statistics_gen.outputs["statistics"],
+                                     label=label).with_id("SchemaGen")
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
 
@@ -110,13 +113,14 @@ def create_pipeline(
       group_gate=group_gate or GroupGate(group_feature=fk.GROUP_KEY),
   ).with_id("Evaluator")
 
-  pusher = tfx.components.Pusher(
+  pusher = GuardedPusher(  # stock Pusher that skips a model identical to the latest push
       model=trainer.outputs["model"],
       model_blessing=evaluator.outputs["blessing"],
       push_destination=serving_model_dir
       if isinstance(serving_model_dir, tfx.dsl.experimental.RuntimeParameter)
       else tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+          filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir))
+  ).with_id("Pusher")
 
   return tfx.dsl.Pipeline(
       pipeline_name=pipeline_name,

@@ -28,6 +28,7 @@ class RunSummary:
   candidate_model_uri: Optional[str] = None
   baseline_model_uri: Optional[str] = None       # None: first run, judged on absolute rules
   metrics: SliceMetrics = dataclasses.field(default_factory=dict)
+  unchanged_version: Optional[str] = None        # blessed but identical to this pushed version
   failures: List[eval_results.Failure] = dataclasses.field(default_factory=list)
   gate: Optional[Dict[str, Any]] = None            # gated / reported-only groups
   report_path: Optional[str] = None                # set once the report is written
@@ -70,7 +71,8 @@ def summarize(connection_config) -> RunSummary:
       candidate_model_uri=_prop(blessing, "current_model") or None,
       baseline_model_uri=_prop(blessing, "baseline_model") or None,
       metrics=metrics, failures=failures,
-      gate=eval_results.load_gate(evaluation.uri) if evaluation else None)
+      gate=eval_results.load_gate(evaluation.uri) if evaluation else None,
+      unchanged_version=_prop(pushed, "unchanged_version") or None)
 
 
 def _fmt(x, spec=".4f") -> str:
@@ -149,7 +151,8 @@ def describe(s: RunSummary, cwd: str = ".", units: str = "label units") -> List[
   if len(s.failures) > 5:
     out.append(f"  ... and {len(s.failures) - 5} more failed thresholds (see the report)")
   out.append(f"pushed model: {rel(s.pushed_path)}" if s.pushed else
-             "pushed model: none (not blessed, nothing pushed)")
+             f"pushed model: unchanged, not pushed (same as version {s.unchanged_version})"
+             if s.unchanged_version else "pushed model: none (not blessed, nothing pushed)")
   if s.grouping_uri:
     html = (grouping_store.load_summary(s.grouping_uri).get("report") or {}).get("html")
     if html:

@@ -101,6 +101,8 @@ def fit(model: tf.keras.Model, train_ds, eval_ds, *, epochs: int, patience: int,
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """Trains the configured variant and exports serving_default / serving_raw / transform_features."""
   cfg = fn_args.custom_config
+  if cfg["model"].get("deterministic", True):  # cost measured by bench/determinism.py
+    tf.config.experimental.enable_op_determinism()
   hp = model_lib.Hparams.from_dict(cfg["model"])
   batch_size = int(cfg["model"].get("batch_size", 64))
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
