@@ -15,7 +15,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 GROUPING_MODES = ("kmeans", "apriori")
 GROUPING_CATEGORICAL = ("error", "onehot", "exclude")
-MODEL_VARIANTS = ("multihead", "embedding", "attention", "global")
+MODEL_VARIANTS = ("auto", "multihead", "embedding", "attention", "global", "boosted")  # #13: auto, boosted
 LABEL_TRANSFORMS = ("log", "none")
 
 
@@ -64,14 +64,14 @@ class GroupingConfig:
 
 @dataclasses.dataclass
 class ModelConfig:
-  variant: str = "multihead"
+  variant: str = "auto"         # auto: the lowest eval-RMSE candidate (models/.../auto.py)
   trunk_units: List[int] = dataclasses.field(default_factory=lambda: [64, 32])
   head_units: int = 16
   embedding_dim: int = 8
   attention_heads: int = 2
   delta_l2: float = 1e-3
   head_refit: bool = True
-  numeric_bins: int = 0          # > 1: piecewise-linear encoding of each numeric (piecewise.py)
+  numeric_bins: int = 8          # > 1: also a piecewise-linear encoding; eval picks z vs it (auto.py)
   learning_rate: float = 3e-3
   batch_size: int = 64
   epochs: int = 40
