@@ -30,3 +30,16 @@ def test_pipeline_runs_with_auto_and_records_the_choice(tmp_path):
   loaded = tf.saved_model.load(summary.pushed_path)
   assert {"serving_default", "serving_raw", "transform_features"} <= set(loaded.signatures)
   assert os.path.exists(os.path.join(summary.pushed_path, trainer.CHOICE_FILE))
+
+
+@pytest.mark.slow
+def test_multiprocess_evaluator_loads_a_boosted_model(tmp_path):
+  """Beam workers are fresh processes: the Evaluator hook registers TF-DF ops there."""
+  cfg = fx.small_config(str(tmp_path), rows=400, overrides={
+      "model.variant": "boosted",
+      "beam.args": ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]})
+  summary = fx.run(cfg)
+  assert summary.model_choice["chosen"] == "boosted"
+  assert summary.overall and summary.groups, "no evaluation metrics"
+  for gid, row in summary.groups.items():
+    assert row["examples"] > 0 and np.isfinite(row["rmse"]), (gid, row)

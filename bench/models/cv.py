@@ -21,7 +21,7 @@ VARIANTS = ("multihead", "embedding", "attention", "global")
 METHODS = {
     "auto": ("chosen", "lowest validation RMSE of multihead (both encodings) and boosted (default)"),
     "multihead": ("grouped NN", "shared trunk + partially pooled per-group heads"),
-    "boosted": ("grouped trees", "TF-DF boosted trunk (group as input) + pooled group heads"),
+    "boosted": ("grouped trees", "TF-DF boosted trunk (group as input or not, by validation) + pooled group heads"),
     "embedding": ("grouped NN", "group embedding concatenated with the features"),
     "attention": ("grouped NN", "MultiHeadAttention over learned group prototypes"),
     "global": ("pooled", "the same trunk, no group"),
