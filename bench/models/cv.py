@@ -19,9 +19,11 @@ REFERENCE = "auto"           # the default variant: paired differences are taken
 VARIANTS = ("multihead", "embedding", "attention", "global")
 # name -> (family, description) in report order
 METHODS = {
-    "auto": ("chosen", "lowest validation RMSE of multihead (both encodings) and boosted (default)"),
+    "auto": ("chosen",
+             "lowest validation RMSE of multihead (both encodings) and boosted (default)"),
     "multihead": ("grouped NN", "shared trunk + partially pooled per-group heads"),
-    "boosted": ("grouped trees", "TF-DF boosted trunk (group as input or not, by validation) + pooled group heads"),
+    "boosted": ("grouped trees", "TF-DF boosted trunk (group as input or not, by validation) "
+                "+ pooled group heads"),
     "embedding": ("grouped NN", "group embedding concatenated with the features"),
     "attention": ("grouped NN", "MultiHeadAttention over learned group prototypes"),
     "global": ("pooled", "the same trunk, no group"),

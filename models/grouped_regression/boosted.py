@@ -1,4 +1,4 @@
-"""`boosted` variant: a TF-DF gradient-boosted trunk + per-group linear heads pooled by empirical Bayes.
+"""`boosted` variant: a TF-DF gradient-boosted trunk + per-group linear heads, pooled (EB).
 
 Why: trees find interactions and thresholds a small MLP on z-scores misses; the group heads then
 correct each group's level and slopes the way `multihead` does. The trunk sees the group id as a
@@ -185,7 +185,8 @@ def export(module: BoostedServing, tft_output, export_dir: str, label_key: str) 
     transformed = module.tft_layer(raw)
     transformed.pop(fk.LABEL_KEY, None)
     return {fk.PREDICTION_KEY: module(transformed),
-            fk.GROUP_OUTPUT_KEY: tf.reshape(tf.cast(transformed[fk.GROUP_KEY], tf.int64), [-1, 1])}
+            fk.GROUP_OUTPUT_KEY: tf.reshape(tf.cast(transformed[fk.GROUP_KEY], tf.int64),
+                                            [-1, 1])}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
   def serve_examples(examples):

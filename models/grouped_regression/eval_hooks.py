@@ -18,7 +18,8 @@ def register_ops(saved_model_path: str) -> None:
   if os.path.exists(pb):
     with open(pb, "rb") as f:
       if b"SimpleML" in f.read():
-        import tensorflow_decision_forests  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+        # pylint: disable-next=g-import-not-at-top,unused-import
+        import tensorflow_decision_forests  # noqa: F401
 
 
 def custom_eval_shared_model(eval_saved_model_path, model_name, eval_config, **kwargs):

@@ -67,7 +67,8 @@ def register_custom_ops(path: str) -> None:
   if os.path.exists(pb):
     with open(pb, "rb") as f:
       if b"SimpleML" in f.read():
-        import tensorflow_decision_forests  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+        # pylint: disable-next=g-import-not-at-top,unused-import
+        import tensorflow_decision_forests  # noqa: F401
 
 
 class Servable:
