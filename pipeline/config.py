@@ -30,7 +30,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 GROUPING_MODES = ("kmeans", "apriori")
 GROUPING_CATEGORICAL = ("error", "onehot", "exclude")
-MODEL_VARIANTS = ("multihead", "embedding", "attention", "global")
+# #13: auto (the lowest eval RMSE of multihead and boosted) and boosted (TF-DF trunk)
+MODEL_VARIANTS = ("auto", "multihead", "embedding", "attention", "global", "boosted")
 LABEL_TRANSFORMS = ("log", "none")
 # Names the Transform graph / exported model emit next to the raw columns: a raw column of the
 # same name would be shadowed (models/grouped_regression/features.py).
@@ -107,14 +108,14 @@ class GroupingConfig:
 
 @dataclass(config=_SECTION)
 class ModelConfig:
-  variant: Str = "multihead"
+  variant: Str = "auto"          # auto: the lowest eval-RMSE candidate (models/.../auto.py)
   trunk_units: List[Int] = _list([64, 32])
   head_units: Int = 16
   embedding_dim: Int = 8
   attention_heads: Int = 2
   delta_l2: Float = 1e-3
   head_refit: Bool = True
-  numeric_bins: Int = 0          # > 1: piecewise-linear encoding of each numeric (piecewise.py)
+  numeric_bins: Int = 8          # > 1: also piecewise-linear bins; eval picks z vs them (auto.py)
   learning_rate: Float = 3e-3
   batch_size: Int = 64
   epochs: Int = 40

@@ -83,9 +83,7 @@ dataset:
 grouping:
 {grouping}
 model:
-  variant: multihead                   # multihead | embedding | attention | global
-  epochs: 40                           # a ceiling: early stopping on the eval split decides
-  patience: 6
+  variant: auto                        # auto: eval picks multihead (z-score or binned) or boosted
 
 evaluation:
   rmse_upper_bound: {bound:.6g}              # absolute gate on overall RMSE, in label units: the

@@ -6,9 +6,11 @@ import os
 from typing import Any, Dict, List, Optional
 
 from ml_metadata.metadata_store import metadata_store
+from tfx.utils import path_utils
 
 from components.grouping import store as grouping_store
 from models.grouped_regression import features as fk
+from models.grouped_regression import trainer
 from pipeline import eval_results
 
 SliceMetrics = Dict[eval_results.SliceKey, Dict[str, Dict[str, float]]]
@@ -32,6 +34,7 @@ class RunSummary:
   failures: List[eval_results.Failure] = dataclasses.field(default_factory=list)
   gate: Optional[Dict[str, Any]] = None            # gated / reported-only groups
   report_path: Optional[str] = None                # set once the report is written
+  model_choice: Optional[Dict[str, Any]] = None    # #13: variant kept + candidates' eval RMSE
 
 
 def _latest(mlmd, type_name: str):
@@ -59,6 +62,7 @@ def summarize(connection_config) -> RunSummary:
     for gid, row in groups.items():
       row["train_rows"] = counts[gid] if gid < len(counts) else None
   blessed = _prop(blessing, "blessed")
+  model = _latest(mlmd, "Model")
   _, failures = eval_results.load_failures(evaluation.uri) if evaluation else (None, [])
   return RunSummary(
       evaluation_uri=evaluation.uri if evaluation else None,
@@ -72,7 +76,9 @@ def summarize(connection_config) -> RunSummary:
       baseline_model_uri=_prop(blessing, "baseline_model") or None,
       metrics=metrics, failures=failures,
       gate=eval_results.load_gate(evaluation.uri) if evaluation else None,
-      unchanged_version=_prop(pushed, "unchanged_version") or None)
+      unchanged_version=_prop(pushed, "unchanged_version") or None,
+      model_choice=(trainer.read_choice(path_utils.serving_model_path(model.uri))
+                    if model else None))
 
 
 def _fmt(x, spec=".4f") -> str:
@@ -145,6 +151,10 @@ def describe(s: RunSummary, cwd: str = ".", units: str = "label units") -> List[
     return p if r.startswith("..") else r
   status = {True: "BLESSED", False: "NOT blessed", None: "no blessing"}[s.blessed]
   out = [format_table(s, units), "", f"model: {status}; evaluation: {rel(s.evaluation_uri)}"]
+  if s.model_choice:
+    c = s.model_choice
+    out.append(f"model variant: {c['variant']} -> {c['chosen']} (eval RMSE: " + ", ".join(
+        f"{k} {v['eval_rmse']:.4g}" for k, v in c["candidates"].items()) + ")")
   for f in s.failures[:5]:
     base = s.metrics.get(f.slice, {}).get("baseline", {}).get(f.metric)
     out.append(f"  failed: {f.describe(base)[:200]}")

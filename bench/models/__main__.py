@@ -86,7 +86,8 @@ def main() -> None:
         f"{grouping}; {len(ds.cfg.dataset.numeric_features)} numeric + "
         f"{len(ds.cfg.dataset.categorical_features)} categorical features"
         + (f"; numerics also piecewise-linear encoded ({ds.cfg.model.numeric_bins} quantile "
-           "bins, `model.numeric_bins`)" if ds.cfg.model.numeric_bins else "") + ".")}
+           "bins), each neural variant keeping the encoding with the lower validation RMSE"
+           if ds.cfg.model.numeric_bins else "") + ".")}
     log.info("%s done in %.0fs", e["name"], time.perf_counter() - t0)
     write(args.out_dir, results, speed_results, meta)     # partial results survive a stop
 

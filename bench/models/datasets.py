@@ -34,7 +34,7 @@ def load(entry: Dict[str, Any], synthetic_params: Dict[str, Any]) -> BenchDatase
   """The frame for one `datasets:` entry of bench/models/config.yaml."""
   cfg = load_config(entry["config"], overrides=entry.get("overrides"))
   if cfg.dataset.source.startswith("csv:") and cfg.name == "synthetic":
-    frame, _ = synthetic.generate(synthetic_params)
+    frame, _ = synthetic.generate({**synthetic_params, **(entry.get("synthetic") or {})})
   else:
     frame = prepare.build_frame(cfg, prepare.load_source(cfg.dataset.source))
   n = int(entry.get("sample_rows") or 0)

@@ -2,10 +2,18 @@
 
 custom_config (set by the pipeline from the project config): numeric_features,
 categorical_features, label, model (hyperparameters), and grouping_uri (added by GroupedTrainer).
+
+model.variant picks the candidates (auto.py): `auto` trains multihead (z-scores, and with
+piecewise-linear bins when the transform emits them) and boosted, every neural variant tries its
+encodings; all stop early on the eval split and the lowest eval RMSE is exported. The choice and
+every candidate's eval RMSE go to <serving model>/assets.extra/model_choice.json.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -15,6 +23,7 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from components.grouping import store
+from models.grouped_regression import auto
 from models.grouped_regression import features as fk
 from models.grouped_regression import model as model_lib
 from models.grouped_regression import piecewise
@@ -23,6 +32,7 @@ from models.grouped_regression import signatures
 
 log = logging.getLogger(__name__)
 _LABEL_STATS_MAX_ROWS = 1_000_000
+CHOICE_FILE = os.path.join("assets.extra", "model_choice.json")   # inside the SavedModel dir
 
 
 def input_fn(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
@@ -52,13 +62,16 @@ def label_stats(dataset: tf.data.Dataset, max_rows: int = _LABEL_STATS_MAX_ROWS
 
 
 def model_inputs(cfg: Dict, tf_transform_output: tft.TFTransformOutput, num_groups: int,
-                 label_mean: float, label_std: float) -> model_lib.ModelInputs:
+                 label_mean: float, label_std: float, encoding: str = "piecewise"
+                 ) -> model_lib.ModelInputs:
+  """encoding "zscore" leaves the piecewise-linear inputs out even when the transform emits them."""
   cats = {n: tf_transform_output.vocabulary_size_by_name(fk.vocab_name(n)) + 1
           for n in cfg["categorical_features"]}
   return model_lib.ModelInputs(numeric=list(cfg["numeric_features"]), categorical=cats,
                                num_groups=num_groups, label_mean=label_mean,
                                label_std=label_std,
-                               numeric_bins=piecewise.width(cfg.get("numeric_bins")))
+                               numeric_bins=(piecewise.width(cfg.get("numeric_bins"))
+                                             if encoding == "piecewise" else 0))
 
 
 def dataset_from_arrays(features: Dict[str, np.ndarray], labels: np.ndarray, batch_size: int,
@@ -99,29 +112,83 @@ def fit(model: tf.keras.Model, train_ds, eval_ds, *, epochs: int, patience: int,
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-  """Trains the configured variant and exports serving_default / serving_raw / transform_features."""
+  """Trains the configured variant's candidates, exports the one with the lowest eval RMSE
+  (serving_default / serving_raw / transform_features) and records the choice."""
   cfg = fn_args.custom_config
   if cfg["model"].get("deterministic", True):  # cost measured by bench/determinism.py
     tf.config.experimental.enable_op_determinism()
-  hp = model_lib.Hparams.from_dict(cfg["model"])
   batch_size = int(cfg["model"].get("batch_size", 64))
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   grouping = store.load(cfg["grouping_uri"])
+  data = lambda files, shuffle: input_fn(files, fn_args.data_accessor, tft_output, batch_size,
+                                         shuffle=shuffle)
+  mean, std = label_stats(data(fn_args.train_files, True))
+  names = auto.candidates(cfg["model"].get("variant", "multihead"),
+                          piecewise.width(cfg.get("numeric_bins")))
+  trained, record = {}, {}
+  for name in names:
+    t0 = time.perf_counter()
+    variant, encoding = auto.split(name)
+    if variant == auto.BOOSTED:
+      from models.grouped_regression import boosted  # pylint: disable=g-import-not-at-top
+      model, result = boosted.fit(
+          data(fn_args.train_files, False), data(fn_args.eval_files, False),
+          numeric=list(cfg["numeric_features"]), categorical=list(cfg["categorical_features"]),
+          num_groups=grouping.num_groups, label_mean=mean, label_std=std,
+          seed=int(cfg["model"].get("seed", 7)))
+      rmse = result.eval_rmse
+    else:
+      model = train_keras(fn_args, cfg, variant, encoding, tft_output, grouping.num_groups,
+                          mean, std, data)
+      rmse = float(model.evaluate(data(fn_args.eval_files, False), verbose=0,
+                                  return_dict=True)["rmse"])
+    trained[name] = model
+    record[name] = {"eval_rmse": rmse, "train_seconds": round(time.perf_counter() - t0, 1)}
+    log.info("candidate %s: eval RMSE %.5g (%.0fs)", name, rmse, record[name]["train_seconds"])
+  best = auto.choose({k: v["eval_rmse"] for k, v in record.items()})
+  if auto.split(best)[0] == auto.BOOSTED:
+    from models.grouped_regression import boosted  # pylint: disable=g-import-not-at-top
+    boosted.export(trained[best], tft_output, fn_args.serving_model_dir, label_key=cfg["label"])
+  else:
+    signatures.export(trained[best], tft_output, fn_args.serving_model_dir,
+                      label_key=cfg["label"])
+  write_choice(fn_args.serving_model_dir, cfg["model"].get("variant", "multihead"), best, record)
 
-  train_ds = input_fn(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size)
-  eval_ds = input_fn(fn_args.eval_files, fn_args.data_accessor, tft_output, batch_size,
-                     shuffle=False)
-  mean, std = label_stats(train_ds)
-  spec = model_inputs(cfg, tft_output, grouping.num_groups, mean, std)
-  log.info("training %s: %d groups, label mean %.4f std %.4f", hp.variant, spec.num_groups,
-           mean, std)
+
+def write_choice(model_dir: str, variant: str, chosen: str, candidates: Dict) -> None:
+  """model_choice.json in the SavedModel's assets.extra (TF Serving ignores it)."""
+  path = os.path.join(model_dir, CHOICE_FILE)
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  with tf.io.gfile.GFile(path, "w") as f:
+    json.dump({"variant": variant, "chosen": chosen, "split": "eval", "metric": "rmse",
+               "candidates": candidates}, f, indent=1)
+  log.info("model %s: kept %s (eval RMSE %s)", variant, chosen,
+           {k: round(v["eval_rmse"], 5) for k, v in candidates.items()})
+
+
+def read_choice(model_dir: str) -> Optional[Dict]:
+  """The model_choice.json run_fn wrote, or None (a model from before it existed)."""
+  path = os.path.join(model_dir, CHOICE_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def train_keras(fn_args, cfg: Dict, variant: str, encoding: str, tft_output, num_groups: int,
+                mean: float, std: float, data) -> tf.keras.Model:
+  """One neural candidate: early stopping on eval, then the EB head refit (multihead)."""
+  hp = model_lib.Hparams.from_dict({**cfg["model"], "variant": variant})
+  spec = model_inputs(cfg, tft_output, num_groups, mean, std, encoding)
+  log.info("training %s (%s): %d groups, label mean %.4f std %.4f", variant, encoding,
+           spec.num_groups, mean, std)
   model = model_lib.build_model(spec, hp)
+  train_ds = data(fn_args.train_files, True)
   steps = int(cfg["model"].get("train_steps") or 0) or None
   if steps:
     train_ds = train_ds.repeat()
-  refit_ds = (input_fn(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size,
-                       shuffle=False) if hp.head_refit else None)
-  fit(model, train_ds, eval_ds, epochs=int(cfg["model"]["epochs"]),
+  refit_ds = data(fn_args.train_files, False) if hp.head_refit else None
+  fit(model, train_ds, data(fn_args.eval_files, False), epochs=int(cfg["model"]["epochs"]),
       patience=int(cfg["model"]["patience"]), steps_per_epoch=steps,
-      log_dir=fn_args.model_run_dir, refit_ds=refit_ds)
-  signatures.export(model, tft_output, fn_args.serving_model_dir, label_key=cfg["label"])
+      log_dir=os.path.join(fn_args.model_run_dir, f"{variant}_{encoding}"), refit_ds=refit_ds)
+  return model

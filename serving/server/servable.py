@@ -68,12 +68,24 @@ def session_config(inter_op_threads: int = CALLER_THREAD,
                                   allow_soft_placement=True)
 
 
+def register_custom_ops(path: str) -> None:
+  """A TF-DF model (model.variant boosted) runs ops that `import tensorflow_decision_forests`
+  registers; other models skip that heavy import."""
+  pb = os.path.join(path, "saved_model.pb")
+  if os.path.exists(pb):
+    with open(pb, "rb") as f:
+      if b"SimpleML" in f.read():
+        # pylint: disable-next=g-import-not-at-top,unused-import
+        import tensorflow_decision_forests  # noqa: F401
+
+
 class Servable:
   """A SavedModel version ready to run; `refs` counts in-flight requests (ModelManager's lock)."""
 
   def __init__(self, model_name: str, version: int, path: str,
                config: Optional[tf.compat.v1.ConfigProto] = None):
     self.model_name, self.version, self.path = model_name, version, path
+    register_custom_ops(path)
     graph = tf.Graph()
     self._session = tf.compat.v1.Session(graph=graph, config=config or session_config())
     try:
