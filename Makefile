@@ -16,7 +16,7 @@ export PYTHONHASHSEED ?= 0
 # google-cloud libraries warn about Python 3.10 on import, in every process.
 export PYTHONWARNINGS ?= ignore::FutureWarning,ignore::DeprecationWarning
 
-.PHONY: help setup lock data run test test-fast bench bench-pipeline bench-grouping bench-models bench-serving \
+.PHONY: help setup lock data run test test-fast bench bench-pipeline bench-grouping bench-models bench-serving bench-intervals \
         serve kfp-compile airflow-dag-test bench-beam clean
 
 help:
@@ -71,6 +71,9 @@ bench-pipeline: $(STAMP)
 
 bench-grouping: $(STAMP)
 	$(PY) -m bench.grouping
+
+bench-intervals: $(STAMP)
+	$(PY) -m bench.intervals
 
 bench-models: $(STAMP)
 	$(PY) -m bench.models
