@@ -76,6 +76,7 @@ class ModelConfig:
   batch_size: int = 64
   epochs: int = 40
   patience: int = 6
+  interval: float = 0.9          # prediction-interval level of the served lower/upper (intervals.py)
   train_steps: int = 0
   seed: int = 7
 
@@ -286,6 +287,7 @@ def validate(cfg: PipelineConfig) -> None:
   _require(bool(m.trunk_units) and all(u > 0 for u in m.trunk_units), w,
            "model.trunk_units must be a non-empty list of positive ints")
   _require(m.batch_size > 0 and m.epochs > 0, w, "model: batch_size and epochs must be > 0")
+  _require(0.0 < m.interval < 1.0, w, f"model.interval {m.interval} must be in (0, 1)")
   _require(m.numeric_bins == 0 or 2 <= m.numeric_bins <= 64, w,
            f"model.numeric_bins must be 0 (off) or 2..64, got {m.numeric_bins}")
   e = cfg.evaluation

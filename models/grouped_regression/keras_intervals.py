@@ -44,3 +44,23 @@ def fit(model: tf.keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Datas
   ev_err, ev_grp = errors(model, eval_ds)
   table = intervals.calibrate(np.sqrt(resid_var + head_var), rows, ev_err, ev_grp, level)
   return table, {"rows": rows, "resid_sd": np.sqrt(resid_var), "head_sd": np.sqrt(head_var)}
+
+
+def effects(model: tf.keras.Model, refit: Optional[pooling.RefitResult],
+            table: intervals.IntervalTable, per_group: dict, labels, fallback):
+  """Group-effects rows (group_effects.table) in label units. Without an EB refit (variants
+  without group heads) the shifts are NaN; counts, residual and interval sd are still there."""
+  from models.grouped_regression import group_effects  # pylint: disable=g-import-not-at-top
+  g_count = len(labels)
+  nan = np.full(g_count, np.nan)
+  intercept, intercept_sd, slope_norm, shrink = nan, nan, nan, nan
+  if refit is not None and refit.delta is not None:
+    scale = float(model.get_layer("to_label").scale)
+    col_sd = np.sqrt(np.maximum(np.diag(refit.second_moment)[:-1], 0.0))
+    intercept = refit.delta[:, -1] * scale
+    intercept_sd = np.sqrt(refit.posterior_cov[:, -1, -1]) * scale
+    slope_norm = np.linalg.norm(refit.delta[:, :-1] * col_sd[None], axis=1) * scale
+    shrink = refit.shrinkage
+  fb = int(np.argmax(fallback)) if np.any(fallback) else None
+  return group_effects.table(labels, per_group["rows"], intercept, intercept_sd, slope_norm,
+                             shrink, per_group["resid_sd"], table.sd, fallback_group=fb)

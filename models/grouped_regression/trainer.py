@@ -6,6 +6,7 @@ categorical_features, label, model (hyperparameters), and grouping_uri (added by
 from __future__ import annotations
 
 import logging
+import os
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -16,6 +17,9 @@ from tfx_bsl.public import tfxio
 
 from components.grouping import store
 from models.grouped_regression import features as fk
+from models.grouped_regression import group_effects
+from models.grouped_regression import group_labels
+from models.grouped_regression import keras_intervals
 from models.grouped_regression import model as model_lib
 from models.grouped_regression import piecewise
 from models.grouped_regression import pooling
@@ -119,7 +123,32 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     train_ds = train_ds.repeat()
   refit_ds = (input_fn(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size,
                        shuffle=False) if hp.head_refit else None)
-  fit(model, train_ds, eval_ds, epochs=int(cfg["model"]["epochs"]),
-      patience=int(cfg["model"]["patience"]), steps_per_epoch=steps,
-      log_dir=fn_args.model_run_dir, refit_ds=refit_ds)
-  signatures.export(model, tft_output, fn_args.serving_model_dir, label_key=cfg["label"])
+  history = fit(model, train_ds, eval_ds, epochs=int(cfg["model"]["epochs"]),
+                patience=int(cfg["model"]["patience"]), steps_per_epoch=steps,
+                log_dir=fn_args.model_run_dir, refit_ds=refit_ds)
+  extras = interval_outputs(cfg, fn_args, tft_output, model, grouping, eval_ds, batch_size,
+                            getattr(history, "refit", None))
+  signatures.export(model, tft_output, fn_args.serving_model_dir, label_key=cfg["label"],
+                    extras=extras)
+
+
+def interval_outputs(cfg: Dict, fn_args, tft_output, model, grouping, eval_ds, batch_size,
+                     refit) -> signatures.GroupOutputs:
+  """Fits the interval table (calibrated on eval), writes the group-effects table next to the
+  model (<model artifact>/group_effects/), returns the serving graph's per-group outputs."""
+  level = float(cfg["model"].get("interval", 0.9))
+  train_pass = input_fn(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size,
+                        shuffle=False)
+  table, per_group = keras_intervals.fit(model, train_pass, eval_ds, grouping.num_groups, level,
+                                         refit)
+  labels, fallback = group_labels.labels_and_fallback(grouping)
+  rows = keras_intervals.effects(model, refit, table, per_group, labels, fallback)
+  path = group_effects.write(rows, effects_dir(fn_args.serving_model_dir))
+  log.info("group-effects table: %s; interval band scales %s", path, table.band_scale)
+  return signatures.GroupOutputs(table.sd, table.z, labels, fallback,
+                                 cfg.get("label_transform", "none"))
+
+
+def effects_dir(serving_model_dir: str) -> str:
+  """<model artifact>/group_effects: next to Format-Serving, outside the SavedModel."""
+  return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), "group_effects")
