@@ -16,8 +16,9 @@ export PYTHONHASHSEED ?= 0
 # google-cloud libraries warn about Python 3.10 on import, in every process.
 export PYTHONWARNINGS ?= ignore::FutureWarning,ignore::DeprecationWarning
 
-.PHONY: help setup lock init data run test test-fast bench bench-pipeline bench-grouping bench-models bench-serving \
-        serve kfp-compile airflow-dag-test bench-beam bench-determinism clean
+.PHONY: help setup lock init data run test test-fast bench bench-pipeline bench-grouping \
+        bench-models bench-serving bench-intervals serve kfp-compile airflow-dag-test bench-beam \
+        bench-determinism clean
 
 help:
 	@echo "make run    - run the whole pipeline on $(CONFIG) (LocalDagRunner, SQLite metadata)"
@@ -79,6 +80,9 @@ bench-pipeline: $(STAMP)
 
 bench-grouping: $(STAMP)
 	$(PY) -m bench.grouping
+
+bench-intervals: $(STAMP)
+	$(PY) -m bench.intervals
 
 bench-models: $(STAMP)
 	$(PY) -m bench.models

@@ -120,6 +120,7 @@ class ModelConfig:
   batch_size: Int = 64
   epochs: Int = 40
   patience: Int = 6
+  interval: Float = 0.9          # level of the served lower/upper interval (intervals.py)
   train_steps: Int = 0
   seed: Int = 7
   deterministic: Bool = True     # TF op determinism in run_fn: same data+config+seed, same weights
@@ -419,6 +420,7 @@ def validate(cfg: PipelineConfig) -> None:
   _require(m.batch_size > 0 and m.epochs > 0, w, "model: batch_size and epochs must be > 0")
   _require(m.learning_rate > 0 and m.delta_l2 >= 0, w,
            "model: learning_rate must be > 0 and delta_l2 >= 0")
+  _require(0.0 < m.interval < 1.0, w, f"model.interval {m.interval} must be in (0, 1)")
   _require(m.numeric_bins == 0 or 2 <= m.numeric_bins <= 64, w,
            f"model.numeric_bins must be 0 (off) or 2..64, got {m.numeric_bins}")
   e = cfg.evaluation

@@ -90,7 +90,8 @@ class BoostedServing(tf.Module):
 
   def phi(self, features: Dict[str, tf.Tensor]) -> tf.Tensor:
     """[batch, p] head input on the standardised scale."""
-    f = tf.reshape(tf.cast(self.trunk(trunk_features(features, self.with_group)), tf.float32), [-1, 1])
+    f = tf.reshape(tf.cast(self.trunk(trunk_features(features, self.with_group)), tf.float32),
+                   [-1, 1])
     cols = [(f - self.label_mean) / self.label_std]
     cols += [tf.reshape(tf.cast(features[k], tf.float32), [-1, 1]) for k in self.head_cols]
     cols.append(tf.ones_like(f))
@@ -176,30 +177,39 @@ def fit_one(train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, *, numeric: Lis
   return module, result
 
 
-def export(module: BoostedServing, tft_output, export_dir: str, label_key: str) -> None:
-  """One SavedModel: serving_default (tf.Examples), serving_raw, transform_features."""
+def export(module: BoostedServing, tft_output, export_dir: str, label_key: str,
+           extras: Optional[signatures.GroupOutputs] = None) -> None:
+  """One SavedModel: serving_default (tf.Examples), serving_raw, transform_features; the same
+  outputs as the Keras variants (signatures.export), intervals included when `extras` is given."""
   module.tft_layer = tft_output.transform_features_layer()
   spec = signatures.raw_serving_spec(tft_output, label_key)
 
   def predict(raw):
     transformed = module.tft_layer(raw)
     transformed.pop(fk.LABEL_KEY, None)
-    return {fk.PREDICTION_KEY: module(transformed),
-            fk.GROUP_OUTPUT_KEY: tf.reshape(tf.cast(transformed[fk.GROUP_KEY], tf.int64),
-                                            [-1, 1])}
+    pred = module(transformed)
+    out = {fk.PREDICTION_KEY: pred,
+           fk.GROUP_OUTPUT_KEY: tf.reshape(tf.cast(transformed[fk.GROUP_KEY], tf.int64), [-1, 1])}
+    if extras is not None:
+      out.update(signatures.group_outputs(pred, transformed[fk.GROUP_KEY], extras))
+    return out
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
   def serve_examples(examples):
     return predict(tf.io.parse_example(examples, spec))
 
-  raw_sig = {name: tf.TensorSpec([None], fs.dtype, name=name) for name, fs in spec.items()}
+  # inputs named as TF would rename them ('county.name' -> 'county_name'), as signatures.export
+  raw_names = {fk.raw_input_name(name): name for name in spec}
+  raw_sig = {arg: tf.TensorSpec([None], spec[name].dtype, name=arg)
+             for arg, name in raw_names.items()}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
   def transform_features(examples):
     return module.tft_layer(tf.io.parse_example(examples, tft_output.raw_feature_spec()))
 
   raw_fn = tf.function(
-      lambda **kw: predict({k: signatures._as_raw_feature(v, spec[k]) for k, v in kw.items()}))
+      lambda **kw: predict({raw_names[k]: signatures._as_raw_feature(v, spec[raw_names[k]])
+                            for k, v in kw.items()}))
   tf.saved_model.save(module, export_dir, signatures={
       "serving_default": serve_examples.get_concrete_function(),
       "serving_raw": raw_fn.get_concrete_function(**raw_sig),

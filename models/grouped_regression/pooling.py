@@ -66,6 +66,12 @@ class RefitResult:
   eval_rmse_after: float
   train_rows: int
   eval_rows: int
+  # the posterior of each group's delta under the evidence-chosen prior (standardised units),
+  # for intervals and the group-effects table (intervals.py, group_effects.py)
+  posterior_cov: Optional[np.ndarray] = None   # [G, p, p] sigma^2 (A_g + P)^-1
+  second_moment: Optional[np.ndarray] = None   # [p, p] mean phi phi^T over train rows
+  shrinkage: Optional[np.ndarray] = None       # [G] intercept: 1 - P (A_g + P)^-1 (0 pooled)
+  delta: Optional[np.ndarray] = None           # [G, p] the kept deltas (+ shared shift)
 
 
 def _head(model: tf.keras.Model) -> Optional[GroupedLinearHead]:
@@ -234,8 +240,15 @@ def refit_group_heads(model: tf.keras.Model, train_ds: tf.data.Dataset,
   head.dw.assign(delta[:, :-1].astype(np.float32))
   head.db.assign(delta[:, -1].astype(np.float32))
   rmse = lambda v: float(np.sqrt(max(v, 0.0) / max(eval_rows, 1)))
+  total = delta + shift[None, :]
+  n_train = max(float(train.rows.sum()), 1.0)
+  sigma2 = max(train.sse(total) / n_train, 1e-12)
+  pen = penalty_diagonal(lam_ridge, blocks, column_scale(train))
+  inv = np.linalg.inv(train.a + np.diag(pen)[None])
   result = RefitResult(best, lam, rmse(sse["sgd"]), rmse(sse[best]),
-                       int(round(train.rows.sum())), eval_rows)
+                       int(round(train.rows.sum())), eval_rows,
+                       posterior_cov=sigma2 * inv, second_moment=train.a.sum(axis=0) / n_train,
+                       shrinkage=1.0 - pen[-1] * inv[:, -1, -1], delta=total)
   log.info("group heads refit: %s %s (eval RMSE %.4f -> %.4f, standardised label units; "
            "%d train / %d eval rows)", best, lam or "", result.eval_rmse_before,
            result.eval_rmse_after, result.train_rows, result.eval_rows)

@@ -4,8 +4,10 @@ features and the model assigns the group itself.
 """
 from __future__ import annotations
 
-from typing import Dict
+import dataclasses
+from typing import Dict, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -28,8 +30,37 @@ def _as_raw_feature(x: tf.Tensor, feature_spec) -> tf.Tensor:
   return tf.reshape(x, [-1] + list(feature_spec.shape))
 
 
+@dataclasses.dataclass
+class GroupOutputs:
+  """Per-group tables the serving graph gathers from by group id (intervals.py, grouping)."""
+  sd: np.ndarray                    # [G] calibrated predictive sd, label (transformed) units
+  z: float                          # normal quantile of the interval level
+  labels: Sequence[str]             # [G] group_label
+  fallback: np.ndarray              # [G] bool: the fallback group
+  label_transform: str = "none"     # "log": also *_original outputs (exp of quantiles)
+
+
+def group_outputs(pred: tf.Tensor, g: tf.Tensor, t: GroupOutputs) -> Dict[str, tf.Tensor]:
+  """lower/upper/prediction_std/group_label/is_fallback (+ *_original for a log label).
+
+  Back-transform of a log label: the interval's quantiles map through exp; the point
+  prediction_original is the median exp(mu), not the mean exp(mu + sd^2/2).
+  """
+  gi = tf.reshape(tf.cast(g, tf.int32), [-1])
+  sd = tf.reshape(tf.gather(tf.constant(np.asarray(t.sd, np.float32)), gi), [-1, 1])
+  lower, upper = pred - t.z * sd, pred + t.z * sd
+  out = {"lower": lower, "upper": upper, "prediction_std": sd,
+         "group_label": tf.reshape(tf.gather(tf.constant(list(t.labels)), gi), [-1, 1]),
+         "is_fallback": tf.reshape(tf.gather(tf.constant(np.asarray(t.fallback, bool)), gi),
+                                   [-1, 1])}
+  if t.label_transform == "log":
+    out.update({"prediction_original": tf.exp(pred), "lower_original": tf.exp(lower),
+                "upper_original": tf.exp(upper)})
+  return out
+
+
 def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
-           label_key: str) -> None:
+           label_key: str, extras: Optional[GroupOutputs] = None) -> None:
   model.tft_layer = tft_output.transform_features_layer()
   spec = raw_serving_spec(tft_output, label_key)
 
@@ -39,8 +70,12 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
     # scalars are [batch] -> [batch, 1]; vector features (piecewise encodings) keep their width
     inputs = {k: v if v.shape.rank == 2 else tf.reshape(v, [-1, 1])
               for k, v in transformed.items()}
-    return {fk.PREDICTION_KEY: model(inputs),
-            fk.GROUP_OUTPUT_KEY: tf.reshape(tf.cast(transformed[fk.GROUP_KEY], tf.int64), [-1, 1])}
+    pred = model(inputs)
+    out = {fk.PREDICTION_KEY: pred,
+           fk.GROUP_OUTPUT_KEY: tf.reshape(tf.cast(transformed[fk.GROUP_KEY], tf.int64), [-1, 1])}
+    if extras is not None:
+      out.update(group_outputs(pred, transformed[fk.GROUP_KEY], extras))
+    return out
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
   def serve_examples(examples):

@@ -25,6 +25,9 @@ from tfx_bsl.public import tfxio
 from components.grouping import store
 from models.grouped_regression import auto
 from models.grouped_regression import features as fk
+from models.grouped_regression import group_effects
+from models.grouped_regression import group_labels
+from models.grouped_regression import keras_intervals
 from models.grouped_regression import model as model_lib
 from models.grouped_regression import piecewise
 from models.grouped_regression import pooling
@@ -136,22 +139,25 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
           numeric=list(cfg["numeric_features"]), categorical=list(cfg["categorical_features"]),
           num_groups=grouping.num_groups, label_mean=mean, label_std=std,
           seed=int(cfg["model"].get("seed", 7)))
-      rmse = result.eval_rmse
+      rmse, refit = result.eval_rmse, None
     else:
-      model = train_keras(fn_args, cfg, variant, encoding, tft_output, grouping.num_groups,
-                          mean, std, data)
+      model, refit = train_keras(fn_args, cfg, variant, encoding, tft_output,
+                                 grouping.num_groups, mean, std, data)
       rmse = float(model.evaluate(data(fn_args.eval_files, False), verbose=0,
                                   return_dict=True)["rmse"])
-    trained[name] = model
+    trained[name] = (model, refit)
     record[name] = {"eval_rmse": rmse, "train_seconds": round(time.perf_counter() - t0, 1)}
     log.info("candidate %s: eval RMSE %.5g (%.0fs)", name, rmse, record[name]["train_seconds"])
   best = auto.choose({k: v["eval_rmse"] for k, v in record.items()})
+  model, refit = trained[best]
+  extras = interval_outputs(cfg, fn_args, model, grouping, data, refit)
   if auto.split(best)[0] == auto.BOOSTED:
     from models.grouped_regression import boosted  # pylint: disable=g-import-not-at-top
-    boosted.export(trained[best], tft_output, fn_args.serving_model_dir, label_key=cfg["label"])
+    boosted.export(model, tft_output, fn_args.serving_model_dir, label_key=cfg["label"],
+                   extras=extras)
   else:
-    signatures.export(trained[best], tft_output, fn_args.serving_model_dir,
-                      label_key=cfg["label"])
+    signatures.export(model, tft_output, fn_args.serving_model_dir, label_key=cfg["label"],
+                      extras=extras)
   write_choice(fn_args.serving_model_dir, cfg["model"].get("variant", "multihead"), best, record)
 
 
@@ -176,8 +182,9 @@ def read_choice(model_dir: str) -> Optional[Dict]:
 
 
 def train_keras(fn_args, cfg: Dict, variant: str, encoding: str, tft_output, num_groups: int,
-                mean: float, std: float, data) -> tf.keras.Model:
-  """One neural candidate: early stopping on eval, then the EB head refit (multihead)."""
+                mean: float, std: float, data):
+  """One neural candidate: early stopping on eval, then the EB head refit (multihead).
+  Returns (model, the refit's RefitResult or None)."""
   hp = model_lib.Hparams.from_dict({**cfg["model"], "variant": variant})
   spec = model_inputs(cfg, tft_output, num_groups, mean, std, encoding)
   log.info("training %s (%s): %d groups, label mean %.4f std %.4f", variant, encoding,
@@ -188,7 +195,30 @@ def train_keras(fn_args, cfg: Dict, variant: str, encoding: str, tft_output, num
   if steps:
     train_ds = train_ds.repeat()
   refit_ds = data(fn_args.train_files, False) if hp.head_refit else None
-  fit(model, train_ds, data(fn_args.eval_files, False), epochs=int(cfg["model"]["epochs"]),
-      patience=int(cfg["model"]["patience"]), steps_per_epoch=steps,
-      log_dir=os.path.join(fn_args.model_run_dir, f"{variant}_{encoding}"), refit_ds=refit_ds)
-  return model
+  history = fit(model, train_ds, data(fn_args.eval_files, False),
+                epochs=int(cfg["model"]["epochs"]), patience=int(cfg["model"]["patience"]),
+                steps_per_epoch=steps,
+                log_dir=os.path.join(fn_args.model_run_dir, f"{variant}_{encoding}"),
+                refit_ds=refit_ds)
+  return model, getattr(history, "refit", None)
+
+
+def interval_outputs(cfg: Dict, fn_args, model, grouping, data, refit) -> signatures.GroupOutputs:
+  """Fits the interval table of the kept candidate (calibrated on eval), writes the group-effects
+  table next to the model (<model artifact>/group_effects/), returns the serving graph's
+  per-group outputs. `model` is any callable on transformed features (Keras or boosted)."""
+  level = float(cfg["model"].get("interval", 0.9))
+  table, per_group = keras_intervals.fit(model, data(fn_args.train_files, False),
+                                         data(fn_args.eval_files, False), grouping.num_groups,
+                                         level, refit)
+  labels, fallback = group_labels.labels_and_fallback(grouping)
+  rows = keras_intervals.effects(model, refit, table, per_group, labels, fallback)
+  path = group_effects.write(rows, effects_dir(fn_args.serving_model_dir))
+  log.info("group-effects table: %s; interval band scales %s", path, table.band_scale)
+  return signatures.GroupOutputs(table.sd, table.z, labels, fallback,
+                                 cfg.get("label_transform", "none"))
+
+
+def effects_dir(serving_model_dir: str) -> str:
+  """<model artifact>/group_effects: next to Format-Serving, outside the SavedModel."""
+  return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), "group_effects")
