@@ -1,0 +1,1 @@
+"""Scale benchmark: the whole pipeline vs TFX's stock chicago-taxi pipeline at equal row counts."""
