@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from pipeline import airflow_dag_test, kubeflow_runner
+from pipeline import airflow_dag_run, kubeflow_runner
 from pipeline.config import REPO_ROOT, load_config
 
 
@@ -45,7 +45,7 @@ def test_kfp_compile_without_an_image_fails_with_a_clear_message(tmp_path):
 
 
 def _dag_module(airflow_home, cfg, tmp_path):
-  os.environ[airflow_dag_test.CONFIG_ENV] = airflow_dag_test.write_config(
+  os.environ[airflow_dag_run.CONFIG_ENV] = airflow_dag_run.write_config(
       cfg, str(tmp_path / "config.yaml"))
   from pipeline import airflow_dag  # builds the DAG for that config at import
   return airflow_dag
