@@ -17,6 +17,9 @@ from pipeline.from_config import pipeline_args
 from pipeline.pipeline import create_pipeline
 
 FAST = {
+    # one candidate: the pipeline's mechanics do not depend on the variant; `auto` (three
+    # candidates) is covered end to end by tests/test_pipeline_auto.py
+    "model.variant": "multihead",
     "model.epochs": 4,
     "model.patience": 2,
     "model.batch_size": 128,
