@@ -24,6 +24,7 @@ from pydantic import BeforeValidator, ConfigDict, Strict, TypeAdapter, Validatio
 from pydantic.dataclasses import dataclass
 from typing_extensions import Annotated
 
+from components.grouping import defaults as gd
 from models.grouped_regression import features as fk
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,18 +85,19 @@ class DatasetConfig:
 
 @dataclass(config=_SECTION)
 class GroupingConfig:
+  """Defaults come from components/grouping/defaults.py, the component's own (one source)."""
   mode: Str = "kmeans"
   features: Columns = _list()      # kmeans mode only (ignored in apriori mode)
   k: Union[Int, List[Int]] = 8     # kmeans mode only: an int, or [min, max]
-  min_group_share: Float = 0.02
-  sample_size: Int = 200_000
-  seed: Int = 42
+  min_group_share: Float = gd.MIN_GROUP_SHARE
+  sample_size: Int = gd.SAMPLE_SIZE
+  seed: Int = gd.SEED
   column: Optional[Str] = None     # apriori mode only
-  min_count: Int = 5               # apriori: rarer categories share the fallback group (see README)
-  silhouette_sample: Int = 5_000
-  categorical: Str = "error"        # K-Means on a string feature: error | onehot | exclude
-  n_init: Int = 4                   # K-Means restarts per k
-  tie_tolerance: Float = 0.001      # silhouettes this close count as a tie: smaller k wins
+  min_count: Int = gd.MIN_COUNT    # apriori: rarer categories share the fallback group (see README)
+  silhouette_sample: Int = gd.SILHOUETTE_SAMPLE
+  categorical: Str = gd.CATEGORICAL  # K-Means on a string feature: error | onehot | exclude
+  n_init: Int = gd.N_INIT            # K-Means restarts per k
+  tie_tolerance: Float = gd.TIE_TOLERANCE  # silhouettes this close count as a tie: smaller k wins
 
   @property
   def k_range(self) -> List[int]:
