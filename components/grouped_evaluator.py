@@ -15,10 +15,9 @@ key up in the transformed features of EVERY model spec and takes the union of th
 K-Means id differs between the two groupings would land in two group slices. The executor
 therefore writes two explicit model specs: the candidate keeps `preprocessing_function_names`,
 the baseline gets none (and its SavedModel has no `transformed_features` default signature), so
-`group_id` is the candidate's assignment and both models are scored on those same rows. One
-more TFMA quirk: when only one model yields transformed features, ModelSignaturesDoFn stores
-them without the model-name key, and the multi-model SliceKeyExtractor then finds nothing; the
-`custom_extractors` hook below (TFX Evaluator's own extension point) re-keys them by candidate.
+`group_id` is the candidate's assignment and both models are scored on those same rows
+(components/evaluator_hooks.py, the component's hook module, also registers TF-DF ops where
+TFMA loads a boosted model).
 
 Too few test rows for the gate (no group reaches `min_examples`) fails the run with the split
 and the counts, so nothing is blessed or pushed. The decision is written next to the TFMA
@@ -26,22 +25,21 @@ output as `group_gate.json` and recorded on the blessing artifact.
 """
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
 from typing import List
 
-import apache_beam as beam
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
-from tensorflow_model_analysis import constants as tfma_constants
 from tfx import v1 as tfx
 from tfx.components.evaluator import executor as evaluator_executor
+from tfx.components.util import udf_utils
 from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, component_spec, standard_component_specs
 from tfx.utils import json_utils, proto_utils
 
+from components import evaluator_hooks
 from components import group_gate as gate_lib
 from components.grouping import store
 from components.grouping_inputs import GROUPING_INPUT, GROUPING_KEY, with_grouping_input
@@ -83,47 +81,6 @@ def check_enough_rows(counts: List[int], splits: List[str], gate: gate_lib.Group
         f"dataset.split_sizes.test.")
 
 
-def candidate_only_slicing(config: tfma.EvalConfig, has_baseline: bool) -> None:
-  """Candidate and baseline as explicit model specs; only the candidate's transform graph runs
-  (and so defines `group_id` slices). In place; no-op without a baseline."""
-  if not has_baseline or len(config.model_specs) != 1:
-    return
-  candidate = config.model_specs[0]
-  candidate.name = tfma.CANDIDATE_KEY
-  baseline = config.model_specs.add()
-  baseline.CopyFrom(candidate)
-  baseline.name = tfma.BASELINE_KEY
-  baseline.is_baseline = True
-  del baseline.preprocessing_function_names[:]
-
-
-@beam.ptransform_fn
-def _KeyTransformedFeaturesByCandidate(extracts):  # pylint: disable=invalid-name
-  def rekey(extract):
-    transformed = extract.get(tfma_constants.TRANSFORMED_FEATURES_KEY)
-    if not isinstance(transformed, dict) or tfma.CANDIDATE_KEY in transformed:
-      return extract
-    out = copy.copy(extract)
-    out[tfma_constants.TRANSFORMED_FEATURES_KEY] = {tfma.CANDIDATE_KEY: transformed}
-    return out
-  return extracts | beam.Map(rekey)
-
-
-def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
-  """TFMA's default extractors; with a baseline, the candidate's transformed features (the only
-  ones computed, see candidate_only_slicing) are keyed by its name so slicing finds them."""
-  extractors = tfma.default_extractors(eval_shared_model=eval_shared_model,
-                                       eval_config=eval_config,
-                                       tensor_adapter_config=tensor_adapter_config)
-  if len(eval_config.model_specs) < 2:
-    return extractors
-  at = next(i for i, e in enumerate(extractors) if e.stage_name == "ExtractTransformedFeatures")
-  extractors.insert(at + 1, tfma.extractors.Extractor(
-      stage_name="KeyTransformedFeaturesByCandidate",
-      ptransform=_KeyTransformedFeaturesByCandidate()))  # pylint: disable=no-value-for-parameter
-  return extractors
-
-
 class GroupedEvaluatorExecutor(evaluator_executor.Executor):
   """Stock Evaluator executor with per-group thresholds added from the grouping artifact."""
 
@@ -136,7 +93,7 @@ class GroupedEvaluatorExecutor(evaluator_executor.Executor):
     proto_utils.json_to_proto(exec_properties[standard_component_specs.EVAL_CONFIG_KEY], config)
     counts = eval_counts(grouping.uri, splits)
     check_enough_rows(counts, splits, gate)
-    candidate_only_slicing(
+    evaluator_hooks.candidate_only_slicing(
         config, bool(input_dict.get(standard_component_specs.BASELINE_MODEL_KEY)))
     decision = gate_lib.add_group_thresholds(config, counts, gate)
     decision["splits"] = list(splits)
@@ -146,7 +103,12 @@ class GroupedEvaluatorExecutor(evaluator_executor.Executor):
     props = {**exec_properties,
              standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(config)}
     props.pop(GROUP_GATE_KEY)
-    props["custom_extractors"] = f"{__name__}.custom_extractors"   # read by udf_utils.get_fn
+    props[standard_component_specs.MODULE_PATH_KEY] = evaluator_hooks.MODULE_PATH
+    props.pop(standard_component_specs.MODULE_FILE_KEY, None)
+    # The stock executor loads its hooks with udf_utils.try_get_fn, which returns None on any
+    # import problem: the run would then silently lose its group slices. Load them loudly first.
+    for hook in ("custom_extractors", "custom_eval_shared_model"):
+      udf_utils.get_fn(props, hook)
     super().Do(input_dict, output_dict, props)
 
     evaluation = artifact_utils.get_single_instance(
@@ -164,5 +126,13 @@ class GroupedEvaluator(tfx.components.Evaluator):
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(GroupedEvaluatorExecutor)
 
   def __init__(self, *, grouping, group_gate: gate_lib.GroupGate, **evaluator_kwargs):
+    # The hooks module (slicing by the candidate's groups, TF-DF ops in workers) is part of the
+    # component: another module_path or module_file would silently drop it (module doc).
+    for key in ("module_path", "module_file"):
+      if evaluator_kwargs.get(key) not in (None, evaluator_hooks.MODULE_PATH):
+        raise ValueError(f"GroupedEvaluator brings its own hook module "
+                         f"({evaluator_hooks.MODULE_PATH}); {key}={evaluator_kwargs[key]!r} "
+                         "would replace it")
+    evaluator_kwargs["module_path"] = evaluator_hooks.MODULE_PATH
     with_grouping_input(self, tfx.components.Evaluator, GroupedEvaluatorSpec, grouping,
                         evaluator_kwargs, group_gate=group_gate.to_json())

@@ -39,8 +39,9 @@ def _files(root: str, sub: str) -> List[str]:
 
 
 def model_fingerprint(model_dir: str) -> Optional[str]:
-  """sha256 over the SavedModel's content: the program-level hashes of fingerprint.pb (which
-  ignore process-dependent function-name suffixes) when present, else saved_model.pb's bytes;
+  """sha256 over the SavedModel's content: the graph-program and signature hashes of
+  fingerprint.pb (which ignore process-dependent function names) when present, else
+  saved_model.pb's bytes;
   plus the bytes of every file under variables/ and assets/. None if no SavedModel is there."""
   pb = os.path.join(model_dir, "saved_model.pb")
   if not fileio.exists(pb):
@@ -52,8 +53,9 @@ def model_fingerprint(model_dir: str) -> Optional[str]:
     fp = fingerprint_pb2.FingerprintDef()
     with fileio.open(fp_path, "rb") as f:
       fp.ParseFromString(f.read())
-    h.update(f"{fp.graph_def_program_hash}:{fp.signature_def_hash}:"
-             f"{fp.saved_object_graph_hash}".encode())
+    # Not saved_object_graph_hash: it differs between two exports of identical weights and
+    # graphs (it hashes process-dependent function names), so every rerun would look new.
+    h.update(f"{fp.graph_def_program_hash}:{fp.signature_def_hash}".encode())
   else:
     with fileio.open(pb, "rb") as f:
       h.update(f.read())

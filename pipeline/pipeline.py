@@ -111,7 +111,6 @@ def create_pipeline(
       eval_config=eval_config,
       grouping=grouping_component.outputs["grouping"],
       group_gate=group_gate or GroupGate(group_feature=fk.GROUP_KEY),
-      module_path="models.grouped_regression.eval_hooks",  # TF-DF ops in Beam workers
   ).with_id("Evaluator")
 
   pusher = GuardedPusher(  # stock Pusher that skips a model identical to the latest push

@@ -55,13 +55,16 @@ def test_missing_config_file_is_named():
 # ---- type checks (pydantic): the message names the file, the field, expected and found ----
 
 def test_float_fields_accept_every_yaml_float_notation(tmp_path):
-  text = open("configs/ames.yaml").read().replace("delta_l2: 0.001", "delta_l2: 1e-3")
+  text = open("configs/ames.yaml").read()
+  assert "rmse_upper_bound: 0.30 " in text
+  text = text.replace("rmse_upper_bound: 0.30 ", "rmse_upper_bound: 3e-1 ")
   path = tmp_path / "ames.yaml"
   path.write_text(text)
   import yaml
-  assert isinstance(yaml.safe_load(text)["model"]["delta_l2"], str)  # PyYAML's reading
+  assert isinstance(yaml.safe_load(text)["evaluation"]["rmse_upper_bound"], str)  # PyYAML's
   cfg = load_config(str(path))
-  assert cfg.model.delta_l2 == pytest.approx(1e-3) and isinstance(cfg.model.delta_l2, float)
+  assert cfg.evaluation.rmse_upper_bound == pytest.approx(0.3)
+  assert isinstance(cfg.evaluation.rmse_upper_bound, float)
   assert load_config("configs/ames.yaml", {"evaluation.rmse_upper_bound": 1}) \
       .evaluation.rmse_upper_bound == 1.0
 

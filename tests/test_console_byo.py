@@ -99,13 +99,16 @@ def test_dotted_and_spaced_columns_serve_on_both_signatures(byo_run):
 
 def test_config_errors_print_one_line_without_traceback(tmp_path):
   bad = tmp_path / "bad.yaml"
-  bad.write_text(open("configs/ames.yaml").read().replace("delta_l2: 0.001", "delta_l2: lots"))
+  text = open("configs/ames.yaml").read()
+  assert "rmse_upper_bound: 0.30 " in text
+  bad.write_text(text.replace("rmse_upper_bound: 0.30 ", "rmse_upper_bound: lots "))
   proc = subprocess.run([sys.executable, "-m", "pipeline.local_runner", "--config", str(bad)],
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 2
   assert "Traceback" not in proc.stderr and proc.stdout == ""
-  assert proc.stderr.strip().splitlines() == [f"config error: {bad}: model.delta_l2: expected a "
-                                              "number (e.g. 0.5, 1e-3), found 'lots' (str)"]
+  assert proc.stderr.strip().splitlines() == [
+      f"config error: {bad}: evaluation.rmse_upper_bound: expected a number (e.g. 0.5, 1e-3), "
+      "found 'lots' (str)"]
 
 
 def test_final_table_with_two_thousand_groups_stays_short():

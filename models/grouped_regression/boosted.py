@@ -97,8 +97,10 @@ class BoostedServing(tf.Module):
     cols.append(tf.ones_like(f))
     return tf.concat(cols, axis=1)
 
-  def __call__(self, features: Dict[str, tf.Tensor]) -> tf.Tensor:
-    """[batch, 1] prediction in label units from transformed features."""
+  def __call__(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+    """[batch, 1] prediction in label units from transformed features. `training` is accepted
+    (and ignored: the forest is frozen) so callers treat this like a Keras model."""
+    del training
     phi = self.phi(features)
     g = tf.clip_by_value(tf.reshape(tf.cast(features[fk.GROUP_KEY], tf.int32), [-1]), 0,
                          tf.shape(self.dw)[0] - 1)

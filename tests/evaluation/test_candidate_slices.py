@@ -128,3 +128,22 @@ def test_baseline_is_scored_on_the_candidates_rows(evaluated):
     m = metrics[(("group_id", str(g)),)]
     assert m["candidate"][RMSE] == pytest.approx(CAND_ERR, abs=1e-5)
     assert m["baseline"][RMSE] == pytest.approx(BASE_ERR[g], abs=1e-5)
+
+
+def test_the_evaluator_finds_both_hooks_and_a_pipeline_builds_again_after(tmp_path):
+  """The stock executor looks every hook up in the component's module_path (and silently drops
+  one it can't find). udf_utils re-imports that module with importlib.reload; that must not leave two
+  generations of the GroupedEvaluator spec class in the process (a second pipeline built in
+  the same process, as Airflow's scheduler and the tests do, then failed spec validation)."""
+  from tfx.components.util import udf_utils
+  from pipeline.config import load_config
+  from pipeline.from_config import pipeline_args
+  from pipeline.pipeline import create_pipeline
+
+  cfg = load_config("configs/ames.yaml", overrides={"outputs.root": str(tmp_path)})
+  create_pipeline(**pipeline_args(cfg))
+  evaluator = {c.id: c for c in create_pipeline(**pipeline_args(cfg)).components}["Evaluator"]
+  for hook in ("custom_extractors", "custom_eval_shared_model"):   # as the stock executor does
+    assert udf_utils.get_fn(evaluator.exec_properties, hook).__name__ == hook
+  evaluator = {c.id: c for c in create_pipeline(**pipeline_args(cfg)).components}["Evaluator"]
+  assert isinstance(evaluator, grouped_evaluator.GroupedEvaluator)

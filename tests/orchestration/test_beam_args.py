@@ -75,7 +75,8 @@ def test_preset_reaches_every_beam_node_of_the_local_ir(name):
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_preset_reaches_every_beam_container_on_kubeflow(name, tmp_path):
-  paths = kubeflow_runner.compile_pipeline(_config(PRESETS[name]), str(tmp_path))
+  paths = kubeflow_runner.compile_pipeline(_config(PRESETS[name]), str(tmp_path),
+                                           image="registry.example.com/grouped-regression:1.0")
   with open(paths["json"]) as f:
     spec = json.load(f)["pipelineSpec"]
   executors = spec["deploymentSpec"]["executors"]
