@@ -2,9 +2,9 @@
 pipeline root so each candidate is judged against the latest blessed model:
 
   A  weak model (1 epoch, no refit), honest data  -> first run: blessed on the absolute bound, pushed
-  B  good model, one group's TRAINING labels shifted (eval and test rows honest)
-                                        -> better overall than A, clearly worse on that group:
-                                           NOT blessed, NOT pushed
+  B  good model, one group's TRAINING labels shifted (eval and test rows honest), judged with a
+     loose overall tolerance   -> passes every overall check, clearly worse on that group:
+                                  NOT blessed, NOT pushed (the per-group gate alone stops it)
   C  good model, honest data            -> healthy: blessed against A and pushed
   D  weak model (another seed)          -> worse overall than C: NOT blessed, NOT pushed
 
@@ -29,7 +29,13 @@ from tests import pipeline_fixtures as fx
 from tests.evaluation import corrupt_data
 
 ROWS = 800
-SHIFT = 0.6   # log-price units added to one group's training labels in run B
+# log-price units added to one group's training labels in run B. The eval split is honest, so the
+# choices made on it (early stopping, the EB refit's pooling) pass only ~20% of a shift through;
+# 2.5 leaves that group's test RMSE well above the tolerance (0.6 passed ~0.13 through, and
+# "worse on the group" then hung on noise). B's overall tolerance is loose so that only the
+# per-group gate can stop it: overall-vs-group trade-offs are not what this run tests.
+SHIFT = 2.5
+B_EVAL = {"evaluation.overall_rmse_tolerance": 1.0}
 BASE = {"evaluation.rmse_upper_bound": 0.6, "evaluation.overall_rmse_tolerance": 0.05,
         "evaluation.group_rmse_tolerance": 0.15, "evaluation.min_group_examples": 15}
 # weak = one epoch of SGD and no closed-form refit of the group deltas (the refit alone would
@@ -56,7 +62,7 @@ def runs(tmp_path_factory):
   shifted = corrupt_data.write_shifted_copy(honest_weak, bad_dir, group=target, shift=SHIFT)
   honest_eval = {s: corrupt_data.split_records(honest_weak, s) for s in ("eval", "test")}
   bad_cfg = fx.small_config(tmp, rows=ROWS,
-                            overrides={**BASE, **GOOD, "dataset.csv_dir": bad_dir})
+                            overrides={**BASE, **B_EVAL, **GOOD, "dataset.csv_dir": bad_dir})
   b = _run(bad_cfg)
   c = _run(fx.small_config(tmp, rows=ROWS, overrides={**BASE, **GOOD}))
   d = _run(fx.small_config(tmp, rows=ROWS, overrides={**BASE, **WEAK, "model.seed": 8}))
@@ -106,16 +112,18 @@ def test_every_metric_is_computed_on_every_slice(runs):
 
 
 @pytest.mark.slow
-def test_better_overall_but_worse_on_one_group_is_not_blessed_nor_pushed(runs):
+def test_passing_overall_but_worse_on_one_group_is_not_blessed_nor_pushed(runs):
   b, target = runs["b"], runs["target"]
   assert runs["shifted"] > 20
   # the eval and test rows are the honest ones: identical to run A's
   for split, records in runs["honest_eval"].items():
     assert corrupt_data.split_records(runs["bad_cfg"], split) == records, split
   assert b.baseline_model_uri == runs["a"].candidate_model_uri
-  assert _overall_rmse(b, "candidate") < _overall_rmse(b, "baseline")   # better overall
   assert b.blessed is False and not b.pushed
-  assert _failed_slices(b) == {(_group_slice(target), RMSE, "relative")}
+  assert _overall_rmse(b, "candidate") <= BASE["evaluation.rmse_upper_bound"]
+  failed = _failed_slices(b)
+  assert (_group_slice(target), RMSE, "relative") in failed
+  assert all(key and key[0][0] == fk.GROUP_KEY for key, _, _ in failed), failed  # overall passed
   rows = b.groups[target]
   assert rows["rmse"] > (1 + BASE["evaluation.group_rmse_tolerance"]) * rows["baseline_rmse"]
   with open(b.report_path, encoding="utf-8") as f:
