@@ -26,6 +26,7 @@ def pipeline_args(cfg: PipelineConfig) -> Dict[str, Any]:
       data_root=cfg.csv_dir,
       schema_path=cfg.schema_path,
       label=d.label,
+      label_transform=d.label_transform,
       numeric_features=d.numeric_features,
       categorical_features=d.categorical_features,
       grouping=grouping_args(cfg),
