@@ -31,10 +31,15 @@ from pipeline.run_summary import RunSummary, describe
 
 N = 200
 HALF_WIDTH = (0.5, 1.0)               # group 0: x <= 0, group 1: x > 0
+BASELINE_HALF_WIDTH = (1.5, 0.2)
 
 
 class _Model(tf.Module):
   """prediction x, interval [x - W[g], x + W[g]] with g = (x > 0)."""
+
+  def __init__(self, half_width=HALF_WIDTH):
+    super().__init__()
+    self.half_width = tf.constant(half_width, tf.float32)
 
   @staticmethod
   def _x(examples):
@@ -44,7 +49,7 @@ class _Model(tf.Module):
   def serving_default(self, examples):
     x = self._x(examples)
     g = tf.cast(x > 0, tf.int64)
-    w = tf.gather(tf.constant(HALF_WIDTH, tf.float32), g)
+    w = tf.gather(self.half_width, g)
     col = lambda t: tf.reshape(t, [-1, 1])  # noqa: E731
     return {"prediction": col(x), "group_id": col(g), "lower": col(x - w), "upper": col(x + w)}
 
@@ -61,14 +66,21 @@ def _data():
   return x, x + e, g
 
 
-def _evaluate(root: str, min_interval_coverage=None):
-  x, y, g = _data()
+def _model(uri: str, half_width):
   model = standard_artifacts.Model()
-  model.uri = os.path.join(root, "model")
-  module = _Model()
+  model.uri = uri
+  module = _Model(half_width)
   tf.saved_model.save(module, os.path.join(model.uri, "Format-Serving"), signatures={
       "serving_default": module.serving_default.get_concrete_function(),
       "transform_features": module.transform_features.get_concrete_function()})
+  return model
+
+
+def _evaluate(root: str, min_interval_coverage=None, baseline=False):
+  """The GroupedEvaluator executor on the test split; with `baseline`, a second model with
+  other widths is the baseline (both models' metrics are then keyed by model name)."""
+  x, y, g = _data()
+  model = _model(os.path.join(root, "model"), HALF_WIDTH)
   examples = standard_artifacts.Examples()
   examples.uri = os.path.join(root, "examples")
   examples.split_names = artifact_utils.encode_split_names(["test"])
@@ -92,6 +104,8 @@ def _evaluate(root: str, min_interval_coverage=None):
   grouped_evaluator.GroupedEvaluatorExecutor().Do(
       {standard_component_specs.EXAMPLES_KEY: [examples],
        standard_component_specs.MODEL_KEY: [model],
+       **({standard_component_specs.BASELINE_MODEL_KEY: [
+           _model(os.path.join(root, "baseline"), BASELINE_HALF_WIDTH)]} if baseline else {}),
        grouped_evaluator.GROUPING_KEY: [grouping]},
       {standard_component_specs.EVALUATION_KEY: [evaluation],
        standard_component_specs.BLESSING_KEY: [blessing]},
@@ -102,9 +116,9 @@ def _evaluate(root: str, min_interval_coverage=None):
   return evaluation.uri, model.uri, blessed
 
 
-def _expected():
+def _expected(half_width=HALF_WIDTH):
   x, y, g = _data()
-  w = np.asarray(HALF_WIDTH)[g]
+  w = np.asarray(half_width)[g]
   inside = np.abs(y - x) <= w
   per = {(): (inside.mean(), 2 * w.mean())}
   for k in (0, 1):
@@ -117,18 +131,28 @@ def report_only(tmp_path_factory):
   return _evaluate(str(tmp_path_factory.mktemp("interval_report_only")))
 
 
+def _check_slices(metrics, model_name, half_width):
+  want = _expected(half_width)
+  for key, (coverage, width) in want.items():
+    m = metrics[key][model_name]
+    assert m[interval_metrics.COVERAGE] == pytest.approx(coverage, abs=1e-6), (model_name, key)
+    assert m[interval_metrics.WIDTH] == pytest.approx(width, rel=1e-5), (model_name, key)
+
+
 def test_coverage_and_width_per_slice_report_only(report_only):
   eval_uri, _, blessed = report_only
-  metrics = eval_results.load_slice_metrics(eval_uri)
-  want = _expected()
-  assert want[()][0] < 0.9                     # below nominal, yet no threshold: still blessed
+  assert _expected()[()][0] < 0.9              # below nominal, yet no threshold: still blessed
   assert blessed
-  for key, (coverage, width) in want.items():
-    m = metrics[key][""]
-    assert m[interval_metrics.COVERAGE] == pytest.approx(coverage, abs=1e-6), key
-    assert m[interval_metrics.WIDTH] == pytest.approx(width, rel=1e-5), key
+  _check_slices(eval_results.load_slice_metrics(eval_uri), "", HALF_WIDTH)
   ok, failures = eval_results.load_failures(eval_uri)
   assert ok and not failures
+
+
+def test_candidate_and_baseline_each_get_their_own_coverage(tmp_path):
+  eval_uri, _, _ = _evaluate(str(tmp_path), baseline=True)
+  metrics = eval_results.load_slice_metrics(eval_uri)
+  _check_slices(metrics, "candidate", HALF_WIDTH)
+  _check_slices(metrics, "baseline", BASELINE_HALF_WIDTH)
 
 
 def test_min_interval_coverage_gates_the_blessing(tmp_path):
