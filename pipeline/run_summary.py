@@ -8,8 +8,8 @@ from typing import Any, Dict, List, Optional
 from ml_metadata.metadata_store import metadata_store
 from tfx.utils import path_utils
 
-from components.grouping import store as grouping_store
 from components import interval_metrics
+from components.grouping import store as grouping_store
 from models.grouped_regression import features as fk
 from models.grouped_regression import group_effects
 from models.grouped_regression import trainer
