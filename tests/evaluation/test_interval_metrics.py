@@ -51,7 +51,11 @@ class _Model(tf.Module):
     g = tf.cast(x > 0, tf.int64)
     w = tf.gather(self.half_width, g)
     col = lambda t: tf.reshape(t, [-1, 1])  # noqa: E731
-    return {"prediction": col(x), "group_id": col(g), "lower": col(x - w), "upper": col(x + w)}
+    # every output the real models serve, strings and booleans included (signatures.py)
+    return {"prediction": col(x), "group_id": col(g), "lower": col(x - w), "upper": col(x + w),
+            "prediction_std": col(w / 1.645),
+            "group_label": col(tf.gather(tf.constant(["x <= 0", "x > 0"]), g)),
+            "is_fallback": col(tf.zeros_like(g, tf.bool))}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
   def transform_features(self, examples):
