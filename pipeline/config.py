@@ -135,6 +135,9 @@ class EvaluationConfig:
   group_rmse_tolerance: Float = 0.15
   min_group_examples: Int = 15
   extra_slices: Columns = _list()
+  # interval coverage (components/interval_metrics.py) is reported on every slice; set this
+  # (e.g. 0.85) to also refuse a blessing when the overall test coverage falls below it
+  min_interval_coverage: Optional[Float] = None
 
 
 @dataclass(config=_SECTION)
@@ -430,6 +433,9 @@ def validate(cfg: PipelineConfig) -> None:
            "evaluation: tolerances must be >= 0")
   _require(e.min_group_examples >= 0, w, "evaluation.min_group_examples must be >= 0")
   _require(e.rmse_upper_bound > 0, w, "evaluation.rmse_upper_bound must be > 0")
+  _require(e.min_interval_coverage is None or 0.0 < e.min_interval_coverage < 1.0, w,
+           f"evaluation.min_interval_coverage {e.min_interval_coverage} must be in (0, 1) "
+           "(a share of test rows; leave it out to report coverage without gating)")
   slice_columns = set(cfg.feature_columns) | set(grouping_source_columns(cfg))
   unknown = [c for c in e.extra_slices if c not in slice_columns]
   _require(not unknown, w, f"evaluation.extra_slices: column(s) {unknown} are not dataset "

@@ -78,7 +78,7 @@ dataset:
   numeric_features: {_qlist(numeric)}
   categorical_features: {_qlist(features_cat)}
   schema:                              # empty: SchemaGen infers one (see README, step 2)
-  split_sizes: {train: 70, eval: 15, test: 15}   # percent: train fits, eval chooses, test judges
+  split_sizes: {{train: 70, eval: 15, test: 15}}   # percent: train fits, eval chooses, test judges
 
 grouping:
 {grouping}
@@ -92,6 +92,8 @@ evaluation:
   group_rmse_tolerance: 0.15           # the same, per group
   min_group_examples: 15               # smaller test groups are reported, not gated
   extra_slices: []                     # other columns to report metrics by
+  # min_interval_coverage: 0.85        # optional: not blessed below this test coverage of the
+                                       # served interval (model.interval); else report-only
 
 serving:
   model_name: {name}                   # TF Serving model name

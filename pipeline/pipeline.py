@@ -43,6 +43,7 @@ def create_pipeline(
     metadata_connection_config=None,
     enable_cache: bool = True,
     group_gate: Optional[GroupGate] = None,
+    label_transform: str = "none",
 ) -> tfx.dsl.Pipeline:
   """ExampleGen -> stats/schema/validation -> Grouping -> Transform -> Trainer -> Evaluator -> Pusher.
 
@@ -52,8 +53,10 @@ def create_pipeline(
   eval, so the Trainer never receives a test file. `split_sizes` maps split -> hash buckets.
 
   `grouping` holds the Grouping component's arguments (mode, features, k_values, seed, ...);
-  `model` the hyperparameters handed to run_fn. `data_root` may be a RuntimeParameter, and
-  `serving_model_dir` a RuntimeParameter holding a PushDestination as JSON (Kubeflow V2).
+  `model` the hyperparameters handed to run_fn; `label_transform` ("log" or "none") tells run_fn
+  how the label was derived, so a log label's served model also outputs original units.
+  `data_root` may be a RuntimeParameter, and `serving_model_dir` a RuntimeParameter holding a
+  PushDestination as JSON (Kubeflow V2).
   """
   sizes = split_sizes or DEFAULT_SPLIT_SIZES
   example_gen = tfx.components.CsvExampleGen(
@@ -90,7 +93,8 @@ def create_pipeline(
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
       grouping=grouping_component.outputs["grouping"], run_fn=RUN_FN,
-      custom_config={**features_config, "model": dict(model)},
+      custom_config={**features_config, "label_transform": label_transform,
+                     "model": dict(model)},
       train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
       eval_args=tfx.proto.EvalArgs(splits=[EVAL]))
 

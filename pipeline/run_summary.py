@@ -8,8 +8,10 @@ from typing import Any, Dict, List, Optional
 from ml_metadata.metadata_store import metadata_store
 from tfx.utils import path_utils
 
+from components import interval_metrics
 from components.grouping import store as grouping_store
 from models.grouped_regression import features as fk
+from models.grouped_regression import group_effects
 from models.grouped_regression import trainer
 from pipeline import eval_results
 
@@ -79,6 +81,15 @@ def summarize(connection_config) -> RunSummary:
       unchanged_version=_prop(pushed, "unchanged_version") or None,
       model_choice=(trainer.read_choice(path_utils.serving_model_path(model.uri))
                     if model else None))
+
+
+def group_effects_csv(s: RunSummary) -> Optional[str]:
+  """The evaluated model's group-effects table (written by the Trainer), None if it has none."""
+  if not s.candidate_model_uri:
+    return None
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  path = os.path.join(group_effects.model_dir(s.candidate_model_uri), group_effects.CSV_FILE)
+  return path if tf.io.gfile.exists(path) else None
 
 
 def _fmt(x, spec=".4f") -> str:
@@ -151,6 +162,12 @@ def describe(s: RunSummary, cwd: str = ".", units: str = "label units") -> List[
     return p if r.startswith("..") else r
   status = {True: "BLESSED", False: "NOT blessed", None: "no blessing"}[s.blessed]
   out = [format_table(s, units), "", f"model: {status}; evaluation: {rel(s.evaluation_uri)}"]
+  cand = s.overall.get(eval_results.candidate_name(s.overall), {}) if s.overall else {}
+  coverage = cand.get(interval_metrics.COVERAGE)
+  if coverage is not None and coverage == coverage:   # NaN: a model without interval outputs
+    split = "+".join((s.gate or {}).get("splits", ["test"]))
+    out.append(f"prediction interval: interval coverage {coverage:.3f} of {split} rows, mean "
+               f"width {_fmt(cand.get(interval_metrics.WIDTH))} ({units})")
   if s.model_choice:
     c = s.model_choice
     out.append(f"model variant: {c['variant']} -> {c['chosen']} (eval RMSE: " + ", ".join(
@@ -167,6 +184,9 @@ def describe(s: RunSummary, cwd: str = ".", units: str = "label units") -> List[
     html = (grouping_store.load_summary(s.grouping_uri).get("report") or {}).get("html")
     if html:
       out.append(f"grouping report: {rel(os.path.join(s.grouping_uri, html))}")
+  effects = group_effects_csv(s)
+  if effects:
+    out.append(f"group-effects table: {rel(effects)}")
   if s.report_path:
     out.append(f"report: {rel(s.report_path)}")
   return out

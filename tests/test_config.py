@@ -136,3 +136,13 @@ def test_config_stays_a_dataclass_for_its_users():
   with pytest.raises(Exception):  # replace() re-validates
     dataclasses.replace(cfg.model, epochs="many")
   assert "source_path" not in cfg.to_dict() and cfg.to_dict()["name"] == "ames"
+
+
+def test_make_init_writes_a_config_that_loads(tmp_path):
+  """The starter config (`make init`) renders and validates on a small CSV."""
+  from pipeline import init_config
+  csv = tmp_path / "t.csv"
+  csv.write_text("a,b,c\n" + "".join(f"{i},{'xy'[i % 2]},{i * 1.5}\n" for i in range(50)))
+  cfg = load_config(init_config.write(str(csv), "t", out=str(tmp_path / "t.yaml")))
+  assert cfg.dataset.split_sizes == {"train": 70, "eval": 15, "test": 15}
+  assert cfg.evaluation.min_interval_coverage is None

@@ -8,6 +8,7 @@ evaluation report.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
@@ -15,6 +16,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+DIR = "group_effects"            # inside the Model artifact, next to Format-Serving
 CSV_FILE = "group_effects.csv"
 JSON_FILE = "group_effects.json"
 COLUMNS = ("group_id", "group_label", "is_fallback", "train_rows", "intercept_shift",
@@ -52,10 +54,20 @@ def write(rows: List[Dict], directory: str) -> str:
   return path
 
 
+def model_dir(model_uri: str) -> str:
+  """<Model artifact>/group_effects, where the Trainer writes the table."""
+  return os.path.join(model_uri, DIR)
+
+
 def read(directory: str) -> List[Dict]:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   with tf.io.gfile.GFile(os.path.join(directory, JSON_FILE)) as f:
     return json.load(f)["groups"]
+
+
+def has_effects(rows: List[Dict]) -> bool:
+  """False for a variant without group heads (its shifts are NaN): nothing to plot."""
+  return any(np.isfinite(d["intercept_shift"]) for d in rows)
 
 
 def caterpillar_png(rows: List[Dict], path: str) -> str:
@@ -82,6 +94,6 @@ def html_table(rows: List[Dict], max_rows: int = 50) -> str:
   """The largest groups first, at most max_rows."""
   r = sorted(rows, key=lambda d: -d["train_rows"])[:max_rows]
   head = "".join(f"<th>{c}</th>" for c in COLUMNS)
-  fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+  fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))  # noqa: E731
   body = "".join("<tr>" + "".join(f"<td>{fmt(d[c])}</td>" for c in COLUMNS) + "</tr>" for d in r)
   return f"<table><tr>{head}</tr>{body}</table>"

@@ -221,4 +221,4 @@ def interval_outputs(cfg: Dict, fn_args, model, grouping, data, refit) -> signat
 
 def effects_dir(serving_model_dir: str) -> str:
   """<model artifact>/group_effects: next to Format-Serving, outside the SavedModel."""
-  return os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), "group_effects")
+  return group_effects.model_dir(os.path.dirname(serving_model_dir.rstrip("/")))

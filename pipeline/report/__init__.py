@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 
+from components import interval_metrics
+from models.grouped_regression import group_effects
 from pipeline.eval_config import RMSE
 from pipeline.report import chart, content, page
 from pipeline.run_summary import RunSummary
@@ -16,6 +18,7 @@ log = logging.getLogger(__name__)
 
 HTML_FILE = "report.html"
 PNG_FILE = "rmse_by_group.png"
+CATERPILLAR_PNG = "group_effects.png"
 
 
 def report_subdir(report_dir: str, summary: RunSummary) -> str:
@@ -27,7 +30,8 @@ def report_subdir(report_dir: str, summary: RunSummary) -> str:
 def write_groups_csv(c: content.ReportContent, path: str) -> str:
   """Every group's row (the page lists at most page.MAX_TABLE_GROUPS): sortable anywhere."""
   import csv  # pylint: disable=g-import-not-at-top
-  metrics = ["example_count", RMSE, "mean_absolute_error", "mean_label", "mean_prediction"]
+  metrics = ["example_count", RMSE, "mean_absolute_error", "mean_label", "mean_prediction",
+             interval_metrics.COVERAGE, interval_metrics.WIDTH]
   with open(path, "w", newline="", encoding="utf-8") as f:
     w = csv.writer(f)
     w.writerow(["group", "train_rows", "gated", "failed"] + [f"candidate_{m}" for m in metrics]
@@ -39,7 +43,8 @@ def write_groups_csv(c: content.ReportContent, path: str) -> str:
 
 
 def write_report(summary: RunSummary, report_dir: str, title: str) -> str:
-  """Writes report.html + rmse_by_group.png + groups.csv for the summary's evaluation; returns the HTML path."""
+  """Writes report.html + rmse_by_group.png + groups.csv (+ group_effects.png when the model
+  has a group-effects table) for the summary's evaluation; returns the HTML path."""
   if summary.evaluation_uri is None:
     raise ValueError("no ModelEvaluation in this run's metadata: the Evaluator has not run, "
                      "so there is nothing to report")
@@ -47,11 +52,15 @@ def write_report(summary: RunSummary, report_dir: str, title: str) -> str:
   os.makedirs(out_dir, exist_ok=True)
   c = content.build(summary, title)
   chart.rmse_by_group(c, os.path.join(out_dir, PNG_FILE))
+  caterpillar = None
+  if group_effects.has_effects(c.group_effects):
+    caterpillar = group_effects.caterpillar_png(c.group_effects,
+                                                os.path.join(out_dir, CATERPILLAR_PNG))
   write_groups_csv(c, os.path.join(out_dir, page.GROUPS_CSV))
   path = os.path.join(out_dir, HTML_FILE)
   tmp = path + ".tmp"
   with open(tmp, "w", encoding="utf-8") as f:
-    f.write(page.render(c, PNG_FILE))
+    f.write(page.render(c, PNG_FILE, caterpillar and CATERPILLAR_PNG))
   os.replace(tmp, path)
   summary.report_path = path
   log.info("evaluation report: %s", path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -12,7 +13,9 @@ from tensorflow_model_analysis.writers import eval_config_writer
 
 from components.grouping import store as grouping_store
 from models.grouped_regression import features as fk
+from models.grouped_regression import group_effects as effects_lib
 from pipeline import eval_results
+from pipeline import run_summary
 from pipeline.eval_config import METRIC_NAMES, RMSE
 from pipeline.run_summary import RunSummary
 
@@ -51,6 +54,9 @@ class ReportContent:
   extra_slices: Dict[str, List[SliceRow]]
   grouping: Dict[str, Any]
   metric_names: Dict[str, str] = dataclasses.field(default_factory=lambda: dict(METRIC_NAMES))
+  # the Trainer's group-effects table of the evaluated model (models/.../group_effects.py)
+  group_effects: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+  group_effects_csv: Optional[str] = None
 
 
 def _split_models(models: Dict[str, Dict[str, float]]):
@@ -71,6 +77,8 @@ def _rules(s: RunSummary) -> List[str]:
         t = pst.threshold
         if t.HasField("value_threshold") and t.value_threshold.HasField("upper_bound"):
           out.append(f"overall {m.class_name} <= {t.value_threshold.upper_bound.value:g}")
+        if t.HasField("value_threshold") and t.value_threshold.HasField("lower_bound"):
+          out.append(f"overall {m.class_name} >= {t.value_threshold.lower_bound.value:g}")
         if t.HasField("change_threshold"):
           out.append(f"overall {m.class_name} may worsen by at most "
                      f"{100 * t.change_threshold.relative.value:g}% vs the baseline")
@@ -134,6 +142,8 @@ def build(s: RunSummary, title: str) -> ReportContent:
     r.train_rows = s.groups.get(gid, {}).get(
         "train_rows", train_counts[gid] if gid < len(train_counts) else None)
     groups.append(r)
+  effects_csv = run_summary.group_effects_csv(s)
+  effects = effects_lib.read(os.path.dirname(effects_csv)) if effects_csv else []
   extra: Dict[str, List[SliceRow]] = {}
   for key in sorted(k for k in s.metrics if len(k) == 1 and k[0][0] != fk.GROUP_KEY):
     extra.setdefault(key[0][0], []).append(row(key, key[0][1]))
@@ -142,4 +152,4 @@ def build(s: RunSummary, title: str) -> ReportContent:
       evaluation_uri=s.evaluation_uri, candidate_model_uri=s.candidate_model_uri,
       baseline_model_uri=s.baseline_model_uri, rules=_rules(s), failures=failure_text,
       overall=row((), "overall"), groups=groups, extra_slices=extra,
-      grouping=grouping)
+      grouping=grouping, group_effects=effects, group_effects_csv=effects_csv)

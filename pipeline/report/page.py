@@ -10,13 +10,15 @@ import os
 import pathlib
 from typing import Iterable, List, Optional
 
+from components import interval_metrics
+from models.grouped_regression import group_effects
 from pipeline.eval_config import RMSE
 from pipeline.report.content import ReportContent, SliceRow
 
 GROUPS_CSV = "groups.csv"
 
 _METRICS = ("example_count", RMSE, "mean_squared_error", "mean_absolute_error", "mean_label",
-            "mean_prediction", "calibration")
+            "mean_prediction", "calibration", interval_metrics.COVERAGE, interval_metrics.WIDTH)
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
@@ -149,7 +151,26 @@ def _grouping_section(c: ReportContent) -> str:
   return "".join(out)
 
 
-def render(c: ReportContent, png_name: str) -> str:
+def _group_effects_section(c: ReportContent, caterpillar_png: Optional[str]) -> str:
+  if not c.group_effects:
+    return ("<p>No group-effects table for this model (one trained before intervals "
+            "existed).</p>")
+  out = [f"<p>One row per group, label units (shrinkage 0 = fully pooled, 1 = its own "
+         f"estimate; interval_sd is the served interval's sd). File: "
+         f"<code>{_e(c.group_effects_csv)}</code> (and .json beside it).</p>"]
+  if caterpillar_png:
+    out.append(f'<img src="{_e(caterpillar_png)}" style="max-width:100%" '
+               'alt="intercept shift per group, +- 2 sd, sorted">')
+  else:
+    out.append("<p>No caterpillar plot: this variant has no per-group shifts.</p>")
+  if len(c.group_effects) > MAX_TABLE_GROUPS:
+    out.append(f"<p>The {MAX_TABLE_GROUPS} largest of {len(c.group_effects)} groups; all are in "
+               "the CSV.</p>")
+  out.append(group_effects.html_table(c.group_effects, MAX_TABLE_GROUPS))
+  return "".join(out)
+
+
+def render(c: ReportContent, png_name: str, caterpillar_png: Optional[str] = None) -> str:
   verdict = {True: ("ok", "BLESSED"), False: ("bad", "NOT blessed"),
              None: ("bad", "no blessing")}[c.blessed]
   pushed = (f"pushed to <code>{_e(c.pushed_path)}</code>" if c.pushed_path
@@ -179,6 +200,7 @@ alt="RMSE per group, candidate vs baseline">
 <p>Every group: <a href="{GROUPS_CSV}">{GROUPS_CSV}</a></p>
 <h2>Per group</h2>{_group_table(c)}
 <h2>Other slices</h2>{extra or '<p>none configured</p>'}
+<h2>Group effects</h2>{_group_effects_section(c, caterpillar_png)}
 <h2>Grouping</h2>{_grouping_section(c)}
 <h2>In a notebook</h2><pre>{_e(notebook)}</pre>
 </body></html>

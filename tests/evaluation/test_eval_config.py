@@ -12,7 +12,8 @@ from pipeline.config import ConfigError, load_config
 from pipeline.from_config import pipeline_args
 
 METRIC_CLASSES = {"ExampleCount", "MeanSquaredError", "RootMeanSquaredError",
-                  "MeanAbsoluteError", "MeanLabel", "MeanPrediction", "Calibration"}
+                  "MeanAbsoluteError", "MeanLabel", "MeanPrediction", "Calibration",
+                  "IntervalCoverage", "IntervalWidth"}
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,22 @@ def test_overall_rmse_has_the_absolute_bound_and_the_relative_tolerance(args):
   assert t.value_threshold.upper_bound.value == cfg.evaluation.rmse_upper_bound
   assert t.change_threshold.relative.value == cfg.evaluation.overall_rmse_tolerance
   assert t.change_threshold.direction == tfma.MetricDirection.LOWER_IS_BETTER
+
+
+def test_interval_coverage_gates_only_when_the_config_sets_a_minimum(args):
+  cov = [m for s in args["eval_config"].metrics_specs for m in s.metrics
+         if m.class_name == "IntervalCoverage"][0]
+  assert cov.module == "components.interval_metrics" and not cov.per_slice_thresholds
+  gated = pipeline_args(load_config("configs/ames.yaml",
+                                    overrides={"evaluation.min_interval_coverage": 0.85}))
+  cov = [m for s in gated["eval_config"].metrics_specs for m in s.metrics
+         if m.class_name == "IntervalCoverage"][0]
+  (overall,) = cov.per_slice_thresholds
+  assert list(overall.slicing_specs) == [tfma.SlicingSpec()]
+  assert overall.threshold.value_threshold.lower_bound.value == 0.85
+  for bad, why in ((1.5, "must be in (0, 1)"), ("high", "evaluation.min_interval_coverage")):
+    with pytest.raises(ConfigError, match=why.replace("(", r"\(").replace(")", r"\)")):
+      load_config("configs/ames.yaml", overrides={"evaluation.min_interval_coverage": bad})
 
 
 def test_group_gate_comes_from_the_config(args):

@@ -49,6 +49,9 @@ def test_boosted_exports_three_signatures_that_agree(exported):
   out = loaded.signatures["serving_default"](examples=tf.constant(examples))
   pred = out[fk.PREDICTION_KEY].numpy()
   assert pred.shape == (len(rows), 1) and np.all(np.isfinite(pred)) and pred.std() > 0
+  assert np.all(out["lower"].numpy() < pred) and np.all(pred < out["upper"].numpy())
+  np.testing.assert_allclose(out["prediction_original"].numpy(), np.exp(pred), rtol=1e-5)
+  assert out["group_label"].numpy().shape == out["is_fallback"].numpy().shape == pred.shape
   y = np.array([r[sample.cfg.dataset.label] for r in rows])
   train_mean = sample.frame[sample.cfg.dataset.label].iloc[:sample.n_train].mean()
   assert np.sqrt(np.mean((pred.ravel() - y) ** 2)) < np.sqrt(np.mean((y - train_mean) ** 2))

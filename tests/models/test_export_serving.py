@@ -79,6 +79,12 @@ def _check_run_fn_export(sample, tmp_path, variant):
   rmse = np.sqrt(np.mean((pred.ravel() - y) ** 2))
   assert rmse < np.sqrt(np.mean((y - train_mean) ** 2))
 
+  # every variant serves its interval and names the row's group (issue 14; tests/models/
+  # test_intervals.py checks the numbers)
+  lower, upper = out["lower"].numpy(), out["upper"].numpy()
+  assert np.all(lower < pred) and np.all(pred < upper)
+  assert out["group_label"].numpy().shape == out["is_fallback"].numpy().shape == pred.shape
+
   # serving_raw (plain tensors) gives the same predictions as serving_default.
   raw = loaded.signatures["serving_raw"]
   specs = raw.structured_input_signature[1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import apache_beam as beam
 import numpy as np
@@ -46,6 +46,7 @@ class TransformSample:
     d = self.cfg.dataset
     return {"numeric_features": list(d.numeric_features),
             "categorical_features": list(d.categorical_features), "label": d.label,
+            "label_transform": d.label_transform,
             "grouping_uri": self.grouping_uri, "numeric_bins": self.numeric_bins,
             "model": {**vars(self.cfg.model), "numeric_bins": self.numeric_bins, **model}}
 
@@ -83,7 +84,10 @@ def _instance(row: Dict, feature_spec: Dict) -> Dict:
 
 
 def build(tmp_dir: str, rows: int = 300, train_share: float = 0.8,
-          numeric_bins: int = 0) -> TransformSample:
+          numeric_bins: int = 0, apriori_column: Optional[str] = None,
+          min_count: int = 5) -> TransformSample:
+  """K-Means grouping as configs/ames.yaml; with `apriori_column`, a-priori groups on that
+  column (categories with fewer than `min_count` train rows share the fallback group)."""
   cfg = load_config("configs/ames.yaml", overrides={"dataset.sample_rows": rows})
   frame = prepare.build_frame(cfg, prepare.load_source(cfg.dataset.source))
   n_train = int(train_share * len(frame))
@@ -93,9 +97,13 @@ def build(tmp_dir: str, rows: int = 300, train_share: float = 0.8,
   feature_spec = schema_utils.schema_as_feature_spec(schema).feature_spec
 
   g = cfg.grouping
-  grouping = fitting.fit_kmeans(
-      fitting.as_float_matrix({c: frame[c].to_numpy()[:n_train] for c in g.features},
-                              g.features), g.features, g.k_range, seed=g.seed)
+  if apriori_column:
+    grouping = fitting.fit_apriori(frame[apriori_column].to_numpy()[:n_train], apriori_column,
+                                   min_count=min_count)
+  else:
+    grouping = fitting.fit_kmeans(
+        fitting.as_float_matrix({c: frame[c].to_numpy()[:n_train] for c in g.features},
+                                g.features), g.features, g.k_range, seed=g.seed)
   grouping_uri = os.path.join(tmp_dir, "grouping")
   store.save(grouping, grouping_uri)
 
