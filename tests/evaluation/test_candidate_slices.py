@@ -14,15 +14,12 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
-from tfx.utils import proto_utils
 
 from components import grouped_evaluator
-from components.group_gate import RMSE, GroupGate
-from components.grouping import store
-from components.grouping.artifact_types import GroupingModel
+from components.group_gate import RMSE
 from pipeline import eval_results
 from pipeline.eval_config import build_eval_config
+from tests.evaluation import evaluator_harness as harness
 
 N = 120
 CAND_ERR = 0.1                  # candidate: prediction = x + 0.1 everywhere
@@ -56,58 +53,19 @@ class _Model(tf.Module):
     return {"group_id": self._group(self._x(examples))}
 
 
-def _model_artifact(root: str, name: str, module: _Model):
-  a = standard_artifacts.Model()
-  a.uri = os.path.join(root, name)
-  tf.saved_model.save(module, os.path.join(a.uri, "Format-Serving"), signatures={
-      "serving_default": module.serving_default.get_concrete_function(),
-      "transform_features": module.transform_features.get_concrete_function()})
-  return a
-
-
-def _examples(root: str, xs: np.ndarray):
-  a = standard_artifacts.Examples()
-  a.uri = os.path.join(root, "examples")
-  a.split_names = artifact_utils.encode_split_names(["test"])
-  os.makedirs(os.path.join(a.uri, "Split-test"))
-  with tf.io.TFRecordWriter(os.path.join(a.uri, "Split-test", "data.gz"), "GZIP") as w:
-    for x in xs:
-      ex = tf.train.Example()
-      ex.features.feature["x"].float_list.value.append(float(x))
-      ex.features.feature["y"].float_list.value.append(float(x))
-      w.write(ex.SerializeToString())
-  return a
-
-
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
   root = str(tmp_path_factory.mktemp("candidate_slices"))
   xs = np.random.default_rng(0).uniform(-1, 1, N).astype(np.float32)
   cand_groups = (xs > 0).astype(int)          # candidate numbering: group 1 = x > 0
-  grouping = GroupingModel()
-  grouping.uri = os.path.join(root, "grouping")
-  os.makedirs(grouping.uri)
-  store.write_summary(grouping.uri, {"counts": {"test": np.bincount(cand_groups).tolist()}})
-  evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
-  evaluation.uri, blessing.uri = os.path.join(root, "eval"), os.path.join(root, "blessing")
-  os.makedirs(evaluation.uri)
-  os.makedirs(blessing.uri)
   config = build_eval_config(label_key="y", rmse_upper_bound=10.0, overall_rmse_tolerance=10.0)
-  inputs = {
-      standard_component_specs.EXAMPLES_KEY: [_examples(root, xs)],
-      standard_component_specs.MODEL_KEY: [
-          _model_artifact(root, "candidate", _Model(False, {1: CAND_ERR, 0: CAND_ERR}))],
-      standard_component_specs.BASELINE_MODEL_KEY: [
-          _model_artifact(root, "baseline", _Model(True, BASE_ERR))],
-      grouped_evaluator.GROUPING_KEY: [grouping],
-  }
-  outputs = {standard_component_specs.EVALUATION_KEY: [evaluation],
-             standard_component_specs.BLESSING_KEY: [blessing]}
-  props = {standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(config),
-           standard_component_specs.EXAMPLE_SPLITS_KEY: '["test"]',
-           grouped_evaluator.GROUP_GATE_KEY: GroupGate(min_examples=10).to_json()}
-  grouped_evaluator.GroupedEvaluatorExecutor().Do(inputs, outputs, props)
-  return eval_results.load_slice_metrics(evaluation.uri), cand_groups, xs
+  eval_uri, _ = harness.evaluate(
+      root, harness.write_test_split(root, ({"x": x, "y": x} for x in xs)),
+      harness.save_model(os.path.join(root, "candidate"),
+                         _Model(False, {1: CAND_ERR, 0: CAND_ERR})),
+      cand_groups, config,
+      baseline=harness.save_model(os.path.join(root, "baseline"), _Model(True, BASE_ERR)))
+  return eval_results.load_slice_metrics(eval_uri), cand_groups, xs
 
 
 def test_group_slices_are_the_candidates_groups(evaluated):

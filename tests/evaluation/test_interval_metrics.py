@@ -13,18 +13,13 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
-from tfx.utils import proto_utils
 
-from components import grouped_evaluator
 from components import interval_metrics
-from components.group_gate import GroupGate
-from components.grouping import store
-from components.grouping.artifact_types import GroupingModel
 from models.grouped_regression import group_effects
 from pipeline import eval_results
 from pipeline import report as report_lib
 from pipeline.eval_config import build_eval_config
+from tests.evaluation import evaluator_harness as harness
 from pipeline.report import content as content_lib
 from pipeline.report import page
 from pipeline.run_summary import RunSummary, describe
@@ -70,54 +65,18 @@ def _data():
   return x, x + e, g
 
 
-def _model(uri: str, half_width):
-  model = standard_artifacts.Model()
-  model.uri = uri
-  module = _Model(half_width)
-  tf.saved_model.save(module, os.path.join(model.uri, "Format-Serving"), signatures={
-      "serving_default": module.serving_default.get_concrete_function(),
-      "transform_features": module.transform_features.get_concrete_function()})
-  return model
-
-
 def _evaluate(root: str, min_interval_coverage=None, baseline=False):
   """The GroupedEvaluator executor on the test split; with `baseline`, a second model with
   other widths is the baseline (both models' metrics are then keyed by model name)."""
   x, y, g = _data()
-  model = _model(os.path.join(root, "model"), HALF_WIDTH)
-  examples = standard_artifacts.Examples()
-  examples.uri = os.path.join(root, "examples")
-  examples.split_names = artifact_utils.encode_split_names(["test"])
-  os.makedirs(os.path.join(examples.uri, "Split-test"))
-  with tf.io.TFRecordWriter(os.path.join(examples.uri, "Split-test", "data.gz"), "GZIP") as w:
-    for xi, yi in zip(x, y):
-      ex = tf.train.Example()
-      ex.features.feature["x"].float_list.value.append(float(xi))
-      ex.features.feature["y"].float_list.value.append(float(yi))
-      w.write(ex.SerializeToString())
-  grouping = GroupingModel()
-  grouping.uri = os.path.join(root, "grouping")
-  os.makedirs(grouping.uri)
-  store.write_summary(grouping.uri, {"counts": {"test": np.bincount(g).tolist()}})
-  evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
-  evaluation.uri, blessing.uri = os.path.join(root, "eval"), os.path.join(root, "blessing")
-  os.makedirs(evaluation.uri)
-  os.makedirs(blessing.uri)
+  model = harness.save_model(os.path.join(root, "model"), _Model(HALF_WIDTH))
   config = build_eval_config(label_key="y", rmse_upper_bound=10.0, overall_rmse_tolerance=10.0,
                              min_interval_coverage=min_interval_coverage)
-  grouped_evaluator.GroupedEvaluatorExecutor().Do(
-      {standard_component_specs.EXAMPLES_KEY: [examples],
-       standard_component_specs.MODEL_KEY: [model],
-       **({standard_component_specs.BASELINE_MODEL_KEY: [
-           _model(os.path.join(root, "baseline"), BASELINE_HALF_WIDTH)]} if baseline else {}),
-       grouped_evaluator.GROUPING_KEY: [grouping]},
-      {standard_component_specs.EVALUATION_KEY: [evaluation],
-       standard_component_specs.BLESSING_KEY: [blessing]},
-      {standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(config),
-       standard_component_specs.EXAMPLE_SPLITS_KEY: '["test"]',
-       grouped_evaluator.GROUP_GATE_KEY: GroupGate(min_examples=10).to_json()})
-  blessed = os.path.exists(os.path.join(blessing.uri, "BLESSED"))
-  return evaluation.uri, model.uri, blessed
+  eval_uri, blessed = harness.evaluate(
+      root, harness.write_test_split(root, ({"x": xi, "y": yi} for xi, yi in zip(x, y))), model,
+      g, config, baseline=harness.save_model(os.path.join(root, "baseline"),
+                                             _Model(BASELINE_HALF_WIDTH)) if baseline else None)
+  return eval_uri, model.uri, blessed
 
 
 def _expected(half_width=HALF_WIDTH):
