@@ -68,3 +68,12 @@ def evaluate(root: str, examples: standard_artifacts.Examples, model: standard_a
        standard_component_specs.EXAMPLE_SPLITS_KEY: '["test"]',
        grouped_evaluator.GROUP_GATE_KEY: GroupGate(min_examples=min_examples).to_json()})
   return evaluation.uri, os.path.exists(os.path.join(blessing.uri, "BLESSED"))
+
+
+# The input signature of both contract signatures: a batch of serialized tf.Examples.
+EXAMPLES_SPEC = [tf.TensorSpec([None], tf.string, name="examples")]
+
+
+def parse_x(examples: tf.Tensor) -> tf.Tensor:
+  """The float feature `x` of a batch of serialized tf.Examples."""
+  return tf.io.parse_example(examples, {"x": tf.io.FixedLenFeature([], tf.float32)})["x"]

@@ -37,20 +37,16 @@ class _Model(tf.Module):
     positive = tf.cast(x > 0, tf.int64)
     return 1 - positive if self.flip else positive
 
-  @staticmethod
-  def _x(examples):
-    return tf.io.parse_example(examples, {"x": tf.io.FixedLenFeature([], tf.float32)})["x"]
-
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  @tf.function(input_signature=harness.EXAMPLES_SPEC)
   def serving_default(self, examples):
-    x = self._x(examples)
+    x = harness.parse_x(examples)
     err = tf.where(x > 0, self.errors[1], self.errors[0])
     return {"prediction": tf.reshape(x + err, [-1, 1]),
             "group_id": tf.reshape(self._group(x), [-1, 1])}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  @tf.function(input_signature=harness.EXAMPLES_SPEC)
   def transform_features(self, examples):
-    return {"group_id": self._group(self._x(examples))}
+    return {"group_id": self._group(harness.parse_x(examples))}
 
 
 @pytest.fixture(scope="module")

@@ -36,13 +36,9 @@ class _Model(tf.Module):
     super().__init__()
     self.half_width = tf.constant(half_width, tf.float32)
 
-  @staticmethod
-  def _x(examples):
-    return tf.io.parse_example(examples, {"x": tf.io.FixedLenFeature([], tf.float32)})["x"]
-
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  @tf.function(input_signature=harness.EXAMPLES_SPEC)
   def serving_default(self, examples):
-    x = self._x(examples)
+    x = harness.parse_x(examples)
     g = tf.cast(x > 0, tf.int64)
     w = tf.gather(self.half_width, g)
     col = lambda t: tf.reshape(t, [-1, 1])  # noqa: E731
@@ -52,9 +48,9 @@ class _Model(tf.Module):
             "group_label": col(tf.gather(tf.constant(["x <= 0", "x > 0"]), g)),
             "is_fallback": col(tf.zeros_like(g, tf.bool))}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  @tf.function(input_signature=harness.EXAMPLES_SPEC)
   def transform_features(self, examples):
-    return {"group_id": tf.cast(self._x(examples) > 0, tf.int64)}
+    return {"group_id": tf.cast(harness.parse_x(examples) > 0, tf.int64)}
 
 
 def _data():
