@@ -196,6 +196,6 @@ def test_corrupted_drop_stops_before_grouping_naming_split_column_and_anomaly(ru
   # nothing after the gate ran again; the served model is still the first run's
   ran = [(name, state) for _, name, state, _ in timings.component_seconds(connection)]
   assert ran.count(("ExampleValidator", "COMPLETE")) == 2, ran
-  assert ran.count(("GroupedTrainer", "COMPLETE")) == 1 and ("Pusher", "COMPLETE") in ran, ran
-  assert ran.count(("Pusher", "COMPLETE")) == 1, ran
+  assert ran.count(("GroupedTrainer", "COMPLETE")) == 1, ran
+  assert ran.count(("GuardedPusher", "COMPLETE")) == 1, ran
   assert sorted(os.listdir(cfg.serving_base_dir)) == [os.path.basename(summary.pushed_path)]

@@ -19,7 +19,7 @@ from pipeline import timings
 from tests import pipeline_fixtures as fx
 
 COMPONENTS = ["CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-              "Grouping", "GroupedTransform", "GroupedTrainer", "GroupedEvaluator", "Pusher"]
+              "Grouping", "GroupedTransform", "GroupedTrainer", "GroupedEvaluator", "GuardedPusher"]
 
 
 def _executions(cfg):
@@ -28,9 +28,11 @@ def _executions(cfg):
 
 
 def _input_examples(cfg, component: str):
-  """(split_names, uri) of every Examples artifact the latest `component` execution read."""
+  """(split_names, uri) of every Examples artifact the latest execution of the component type
+  `component` (class name) read."""
   mlmd = metadata_store.MetadataStore(fx.connection(cfg))
-  run = [e for e in mlmd.get_executions() if e.properties["component_id"].string_value == component]
+  exec_types = {t.id: t.name.split(".")[-1] for t in mlmd.get_execution_types()}
+  run = [e for e in mlmd.get_executions() if exec_types[e.type_id] == component]
   assert run, f"no {component} execution in MLMD"
   latest = max(run, key=lambda e: e.id)
   ids = [ev.artifact_id for ev in mlmd.get_events_by_execution_ids([latest.id])
@@ -148,7 +150,8 @@ def test_wrong_type_column_stops_before_training(tmp_path):
     fx.run(cfg)
   execs = _executions(cfg)
   assert execs[("ExampleValidator", "COMPLETE")] == 1
-  assert not any(name in ("GroupedTransform", "GroupedTrainer", "Pusher") for name, _ in execs)
+  assert not any(name in ("GroupedTransform", "GroupedTrainer", "GuardedPusher")
+                 for name, _ in execs)
   assert not glob.glob(os.path.join(cfg.serving_base_dir, "*"))
 
 
@@ -160,7 +163,7 @@ def test_too_few_test_rows_for_the_gate_stop_before_blessing(tmp_path):
     fx.run(cfg)
   execs = _executions(cfg)
   assert execs[("GroupedTrainer", "COMPLETE")] == 1
-  assert not any(name == "Pusher" for name, _ in execs)
+  assert not any(name == "GuardedPusher" for name, _ in execs)
   assert not glob.glob(os.path.join(cfg.serving_base_dir, "*"))
 
 
