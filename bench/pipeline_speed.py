@@ -86,28 +86,45 @@ def _child(name: str, beam_args, work: str) -> Dict:
           "components": components}
 
 
+def _secs(x: float) -> str:
+  return f"{x:.0f}" if x >= 0.5 else "<1"
+
+
 def _breakdown(runs: List[Dict]) -> List[str]:
-  """One column per run: seconds, share of the wall time, peak RSS, per component."""
+  """One column per run: seconds, share of the wall time, peak RSS, per component; then the
+  difference of the means, Ames minus taxi."""
   names = sorted(report._order({n for r in runs for n in r["components"]}),  # pylint: disable=protected-access
                  key=lambda n: n != "data")
+
+  def mean(pipeline, fn):
+    xs = [fn(r) for r in runs if r["pipeline"] == pipeline]
+    return sum(xs) / len(xs) if xs else 0.0
+
+  def seconds(n):
+    return lambda r: r["components"].get(n, {}).get("seconds", 0.0)
+
+  def outside(r):
+    return r["wall_s"] - sum(c["seconds"] for c in r["components"].values())
+
   lines = ["| component | " + " | ".join(f"{r['pipeline']}: s (% of wall) / peak MB"
-                                          for r in runs) + " |",
-           "|---|" + "---:|" * len(runs)]
+                                          for r in runs) + " | Ames - taxi (s) |",
+           "|---|" + "---:|" * (len(runs) + 1)]
   for n in names:
     cells = []
     for r in runs:
       c = r["components"].get(n)
-      cells.append(f"{c['seconds']:.0f} ({100 * c['seconds'] / r['wall_s']:.0f}%) / "
-                   f"{c['peak_rss_mb']:.0f}" if c else "-")
-    lines.append(f"| {n} | " + " | ".join(cells) + " |")
-  rest = []
-  for r in runs:
-    other = r["wall_s"] - sum(c["seconds"] for c in r["components"].values())
-    rest.append(f"{other:.0f} ({100 * other / r['wall_s']:.0f}%)")
+      mb = f"{c['peak_rss_mb']:.0f}" if c and c["peak_rss_mb"] else "-"
+      cells.append(f"{_secs(c['seconds'])} ({100 * c['seconds'] / r['wall_s']:.0f}%) / {mb}"
+                   if c else "-")
+    diff = mean("ames", seconds(n)) - mean("taxi", seconds(n))
+    lines.append(f"| {n} | " + " | ".join(cells) + f" | {diff:+.0f} |")
+  rest = [f"{outside(r):.0f} ({100 * outside(r) / r['wall_s']:.0f}%)" for r in runs]
   lines.append("| outside the components (imports, DAG set-up, between components) | "
-               + " | ".join(rest) + " |")
+               + " | ".join(rest) + f" | {mean('ames', outside) - mean('taxi', outside):+.0f} |")
+  wall = lambda r: r["wall_s"]
   lines.append("| **whole process** | " + " | ".join(
-      f"**{r['wall_s']:.0f}** / {r['peak_rss_mb']:.0f}" for r in runs) + " |")
+      f"**{r['wall_s']:.0f}** / {r['peak_rss_mb']:.0f}" for r in runs) +
+      f" | **{mean('ames', wall) - mean('taxi', wall):+.0f}** |")
   return lines
 
 
