@@ -118,7 +118,54 @@ def statsgen(a):
   return {"seconds": seconds, "rows": None}
 
 
-CONTENDERS = {"sklearn": sklearn, "core": core, "executor": executor, "statsgen": statsgen}
+def readers(a):
+  """Microseconds per record of each library reader over the train shards, in process."""
+  import glob  # pylint: disable=g-import-not-at-top
+  from tensorflow_metadata.proto.v0 import schema_pb2  # pylint: disable=g-import-not-at-top
+  from tfx_bsl.coders import example_coder  # pylint: disable=g-import-not-at-top
+  from components.grouping import example_io, fitting, scan  # pylint: disable=g-import-not-at-top
+  paths = sorted(glob.glob(os.path.join(a["dir"], "examples", "Split-train", "*")))
+  kinds = example_io.probe_kinds(paths, a["features"], "train")
+  projected = schema_pb2.Schema()
+  types = {"float": schema_pb2.FLOAT, "int": schema_pb2.INT, "bytes": schema_pb2.BYTES}
+  for f in a["features"]:
+    projected.feature.add(name=f, type=types[kinds[f]])
+  all_columns = example_coder.ExamplesToRecordBatchDecoder()
+  only_grouping = example_coder.ExamplesToRecordBatchDecoder(projected.SerializeToString())
+  spec = example_io.parse_spec(kinds)
+  usage = scan.usage_fn(fitting.KMEANS)
+
+  def each_batch(fn):
+    def run():
+      for p in paths:
+        for records in example_io.record_batches(p):
+          fn(records)
+    return run
+
+  def component_reader():
+    for p in paths:
+      for _ in example_io.read_columns(p, kinds, usage, "train"):
+        pass
+
+  methods = {
+      "tf.data framing": each_batch(lambda r: None),
+      "+ tfx_bsl decode, all columns": each_batch(all_columns.DecodeBatch),
+      "+ tfx_bsl decode, projected schema": each_batch(only_grouping.DecodeBatch),
+      "+ tf.io.parse_example, grouping columns": each_batch(
+          lambda r: example_io.tf.io.parse_example(r, spec)),
+      "component reader": component_reader,
+  }
+  each_batch(lambda r: None)()   # warm the file cache and tf.data
+  out = {}
+  for name, fn in methods.items():
+    t0 = time.perf_counter()
+    fn()
+    out[name] = 1e6 * (time.perf_counter() - t0) / a["train_rows"]
+  return {"seconds": sum(out.values()), "us_per_record": out}
+
+
+CONTENDERS = {"sklearn": sklearn, "core": core, "executor": executor, "statsgen": statsgen,
+              "readers": readers}
 
 
 def main() -> None:
