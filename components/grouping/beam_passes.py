@@ -1,7 +1,7 @@
 """The two read-only passes of the grouping component, as Beam transforms.
 
 Work is distributed by shard file: each worker streams its shard batch by batch through tf.data
-and tfx_bsl's decoder with a projected schema (example_io), so the data set never sits in one
+and tf.io.parse_example of the grouping columns only (example_io), so the data set never sits in one
 process and only the grouping columns are decoded.
   scan   - train shards -> TrainScan per shard -> one merged ScanResult (bounded sample).
   counts - every split's shards -> per-split row, group and missing counts (nothing written).

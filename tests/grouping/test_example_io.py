@@ -1,5 +1,6 @@
-"""The grouping's reader: tf.data + tfx_bsl decoding with a projected schema, one value per row,
-and errors that name the feature, the value and the place."""
+"""The grouping's reader: tf.data + tf.io.parse_example of the grouping columns only (tfx_bsl for
+kinds and type changes), one value per row, and errors that name the feature, the value and the
+place."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -15,9 +16,10 @@ def _shard(tmp_path, rows, name="s"):
   return h.write_split(str(tmp_path / name), "train", rows)[0]
 
 
-def test_projected_schema_holds_only_the_grouping_columns_with_a_kind():
-  schema = example_io.projected_schema({"lon": "float", "zone": "bytes", "gone": None})
-  assert sorted(f.name for f in schema.feature) == ["lon", "zone"]
+def test_parse_spec_holds_only_the_grouping_columns_with_a_kind():
+  spec = example_io.parse_spec({"lon": "float", "zone": "bytes", "gone": None})
+  assert sorted(spec) == ["lon", "zone"]
+  assert spec["lon"].dtype == tf.float32 and spec["zone"].dtype == tf.string
 
 
 def test_columns_types_and_missing_values(tmp_path):
