@@ -163,7 +163,16 @@ def test_onehot_categorical_feature_in_kmeans():
   assert g.mean[2:].tolist() == [0, 0] and g.scale[2:].tolist() == [1, 1]
   probe = {"lon": cols["lon"][:5], "lat": cols["lat"][:5],
            "zone": np.array(["unseen", "", "east", "west", "east"], dtype=object)}
-  assert fitting.assign(g, probe).shape == (5,)
+  # unseen and missing categories encode as all-zero indicators, seen ones as one-hot;
+  # the ids are the nearest centroid of exactly that encoding
+  onehot = np.array([[0, 0], [0, 0], [1, 0], [0, 1], [1, 0]], dtype=np.float64)
+  np.testing.assert_array_equal(fitting.encode(g, probe)[:, 2:], onehot)
+  num = (np.stack([probe["lon"], probe["lat"]], 1) - g.mean[:2]) / g.scale[:2]
+  z = np.concatenate([num, onehot], axis=1)
+  expected = np.argmin(((z[:, None, :] - g.centroids[None]) ** 2).sum(-1), axis=1)
+  np.testing.assert_array_equal(fitting.assign(g, probe), expected)
+  # the indicator columns matter: flipping a row's zone moves it when the centroids differ there
+  assert not np.allclose(g.centroids[:, 2:], g.centroids[:1, 2:])
 
 
 def test_json_alone_recreates_the_assignment(tmp_path):
