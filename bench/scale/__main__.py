@@ -164,9 +164,11 @@ def main() -> None:
         print(f"{key}: in {path} already (session {results['cells'][key]['session']}), skipped")
         continue
       print(f"{key}: running ...", flush=True)
+      load_start = os.getloadavg()[0]
       cell = measure_cell(pipeline, dataset, rows, beam_args, overrides, args.work)
       cell.update(session=session, beam_args=beam_args, overrides=overrides,
-                  cores=os.cpu_count(), load=os.getloadavg()[0])
+                  cores=os.cpu_count(), load=os.getloadavg()[0], load_start=load_start,
+                  load_15min=os.getloadavg()[2])
       results["cells"][key] = cell
       save_results(path, results)
       print(f"{key}: {cell['wall_s']:.0f} s, peak RSS {cell['peak_rss_mb']:.0f} MB", flush=True)
