@@ -18,7 +18,7 @@ export PYTHONWARNINGS ?= ignore::FutureWarning,ignore::DeprecationWarning
 
 .PHONY: help setup lock init data run test test-fast bench bench-pipeline bench-grouping \
         bench-models bench-serving bench-intervals serve kfp-compile airflow-dag-test bench-beam \
-        bench-determinism clean
+        bench-determinism bench-scale clean
 
 help:
 	@echo "make run    - run the whole pipeline on $(CONFIG) (LocalDagRunner, SQLite metadata)"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench  - all benchmarks (bench-grouping, bench-models, bench-serving)"
 	@echo "make kfp-compile IMAGE=REGISTRY/grouped-regression:TAG / airflow-dag-test - orchestrator targets (docs/orchestration.md)"
 	@echo "make bench-beam - whole-run time per Beam DirectRunner mode on $(CONFIG)"
+	@echo "make bench-scale [ARGS='--sizes 100000 --pipelines ours,taxi --flights'] - whole pipeline vs stock taxi at 100k..1M rows, per component"
 
 setup: $(STAMP)
 
@@ -105,6 +106,11 @@ airflow-dag-test: $(STAMP)
 # Not part of `make bench`: four whole pipeline runs, ~20 min on 2 cores.
 bench-beam: $(STAMP)
 	$(PY) -m bench.beam_modes --config $(CONFIG)
+
+# Not part of `make bench`: whole pipelines at 100k..1M rows vs the stock taxi pipeline, per
+# component (bench/results/scale.md). Resumable: cells already in scale.json are skipped.
+bench-scale: $(STAMP)
+	$(PY) -m bench.scale $(ARGS)
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -124,6 +124,11 @@ class ModelConfig:
   patience: Int = 6
   interval: Float = 0.9          # level of the served lower/upper interval (intervals.py)
   train_steps: Int = 0
+  # In-memory learners (the boosted TF-DF trunk) load their training rows into one process:
+  # above this many train rows they fit on a seeded Bernoulli sample of about this many (a log
+  # line says so). 0: no cap. The neural variants stream and ignore it; the boosted heads'
+  # statistics still stream over every train row.
+  in_memory_max_rows: Int = 1_000_000
   seed: Int = 7
   deterministic: Bool = True     # TF op determinism in run_fn: same data+config+seed, same weights
 

@@ -73,6 +73,8 @@ def test_float_fields_accept_every_yaml_float_notation(tmp_path):
     ({"model.delta_l2": "abc"}, "model.delta_l2: expected a number", "'abc' (str)"),
     ({"model.epochs": "5"}, "model.epochs: expected an integer", "'5' (str)"),
     ({"model.epochs": 2.5}, "model.epochs: expected an integer", "2.5 (float)"),
+    ({"model.in_memory_max_rows": "lots"}, "model.in_memory_max_rows: expected an integer",
+     "'lots' (str)"),
     ({"model.head_refit": "yes please"}, "model.head_refit: expected true or false", "(str)"),
     ({"evaluation.rmse_upper_bound": True}, "evaluation.rmse_upper_bound: expected a number",
      "True (bool)"),

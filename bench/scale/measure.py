@@ -68,6 +68,9 @@ def per_component(samples: List[Tuple[float, int]], spans: List[Tuple[str, float
   out: Dict[str, Dict[str, float]] = {}
   for name, start, end in spans:
     rss = [r for t, r in samples if start <= t <= end]
+    if not rss and samples:   # shorter than one sampling interval: the nearest sample
+      mid = (start + end) / 2
+      rss = [min(samples, key=lambda s: abs(s[0] - mid))[1]]
     entry = out.setdefault(name, {"seconds": 0.0, "peak_rss_mb": 0.0})
     entry["seconds"] += end - start
     entry["peak_rss_mb"] = max(entry["peak_rss_mb"], max(rss, default=0) / 2**20)

@@ -128,16 +128,19 @@ def _stats(module: BoostedServing, dataset: tf.data.Dataset, num_groups: int
 
 def fit(train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, *, numeric: List[str],
         categorical: List[str], num_groups: int, label_mean: float, label_std: float,
-        seed: int = 7, verbose: int = 0):
+        seed: int = 7, verbose: int = 0, trunk_train_ds: Optional[tf.data.Dataset] = None):
   """(BoostedServing, BoostedResult): of the trunks with and without the group (each with its
   pooled heads), the one with the lower eval-split RMSE. The datasets yield (transformed
   features, label) batches, one pass each (not repeated); the eval split drives the trunk's
-  early stopping and every choice."""
+  early stopping and every choice. `trunk_train_ds` (default train_ds): the rows the trunk
+  fits on, which TF-DF holds in memory (trainer.capped_rows samples them above
+  model.in_memory_max_rows); the heads' statistics stream over every row of train_ds."""
   best = None
   for with_group in (False, True):
     fitted = fit_one(train_ds, eval_ds, numeric=numeric, categorical=categorical,
                      num_groups=num_groups, label_mean=label_mean, label_std=label_std,
-                     seed=seed, with_group=with_group, verbose=verbose)
+                     seed=seed, with_group=with_group, verbose=verbose,
+                     trunk_train_ds=trunk_train_ds)
     if best is None or fitted[1].eval_rmse < best[1].eval_rmse:
       best = fitted
   return best
@@ -145,11 +148,13 @@ def fit(train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, *, numeric: List[st
 
 def fit_one(train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, *, numeric: List[str],
             categorical: List[str], num_groups: int, label_mean: float, label_std: float,
-            seed: int, with_group: bool, verbose: int = 0):
+            seed: int, with_group: bool, verbose: int = 0,
+            trunk_train_ds: Optional[tf.data.Dataset] = None):
   """One trunk (early-stopped on eval) and its group heads (pooling.py, chosen on eval)."""
   trunk = build_trunk([fk.categorical_key(n) for n in categorical], seed, with_group, verbose)
   as_trunk = lambda x, y: (trunk_features(x, with_group), tf.reshape(y, [-1]))
-  trunk.fit(train_ds.map(as_trunk), validation_data=eval_ds.map(as_trunk), verbose=verbose)
+  trunk.fit((train_ds if trunk_train_ds is None else trunk_train_ds).map(as_trunk),
+            validation_data=eval_ds.map(as_trunk), verbose=verbose)
   head_cols = _head_columns(numeric)
   p = len(head_cols) + 2
   w0 = np.zeros(p)

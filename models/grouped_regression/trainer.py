@@ -93,6 +93,26 @@ def dataset_from_arrays(features: Dict[str, np.ndarray], labels: np.ndarray, bat
   ).prefetch(tf.data.AUTOTUNE)
 
 
+def capped_rows(dataset: tf.data.Dataset, max_rows: int, batch_size: int, seed: int,
+                what: str) -> tf.data.Dataset:
+  """`dataset` ((features, label) batches), or, if it holds more than max_rows rows (> 0), a
+  seeded Bernoulli sample of about max_rows of them, rebatched: for learners that load their
+  training rows into memory (model.in_memory_max_rows). Counting costs one streaming pass."""
+  if max_rows <= 0:
+    return dataset
+  rows = int(dataset.reduce(tf.constant(0, tf.int64),
+                            lambda n, b: n + tf.cast(tf.shape(b[1])[0], tf.int64)))
+  if rows <= max_rows:
+    return dataset
+  rate = max_rows / rows
+  log.info("%s: fitting on a Bernoulli sample (rate %.4g, ~%d rows) of the %d train rows "
+           "(model.in_memory_max_rows=%d)", what, rate, max_rows, rows, max_rows)
+  keep = lambda i, row: tf.random.stateless_uniform([], seed=tf.stack(
+      [tf.constant(seed, tf.int64), i])) < rate
+  return (dataset.unbatch().enumerate().filter(keep).map(lambda i, row: row)
+          .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+
+
 def fit(model: tf.keras.Model, train_ds, eval_ds, *, epochs: int, patience: int,
         steps_per_epoch: Optional[int] = None, log_dir: Optional[str] = None, verbose: int = 2,
         refit_ds: Optional[tf.data.Dataset] = None):
@@ -136,6 +156,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       from models.grouped_regression import boosted  # pylint: disable=g-import-not-at-top
       model, result = boosted.fit(
           data(fn_args.train_files, False), data(fn_args.eval_files, False),
+          trunk_train_ds=capped_rows(data(fn_args.train_files, False),
+                                     int(cfg["model"].get("in_memory_max_rows") or 0),
+                                     batch_size, seed=int(cfg["model"].get("seed", 7)),
+                                     what="boosted trunk"),
           numeric=list(cfg["numeric_features"]), categorical=list(cfg["categorical_features"]),
           num_groups=grouping.num_groups, label_mean=mean, label_std=std,
           seed=int(cfg["model"].get("seed", 7)))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
+import tensorflow_transform as tft
 import tensorflow_decision_forests  # noqa: F401  registers the ops the reloaded model runs
 from tensorflow_transform.tf_metadata import schema_utils
 from tfx import v1 as tfx
@@ -116,3 +117,38 @@ def test_group_heads_shrink_a_three_row_group_toward_the_shared_head():
   own_shift = np.mean(y[small] - shared)
   moved = np.mean(pred - shared)
   assert 0.1 * own_shift < moved < 0.95 * own_shift, (moved, own_shift)
+
+
+def test_row_cap_samples_the_trunk_rows_and_says_so(tmp_path, caplog):
+  """model.in_memory_max_rows: above it the boosted trunk fits on a seeded sample of about that
+  many train rows (logged), and the run still exports a model; at or under it, all rows."""
+  sample = transform_sample.build(str(tmp_path / "tft"), rows=300)
+  data = lambda: trainer.input_fn(sample.train_files, sample.data_accessor(),
+                                  tft.TFTransformOutput(sample.transform_output), 32,
+                                  shuffle=False)
+  rows = sum(int(y.shape[0]) for _, y in data())
+  with caplog.at_level("INFO"):
+    full = trainer.capped_rows(data(), rows, 32, seed=7, what="x")
+  assert not any("Bernoulli sample" in r.getMessage() for r in caplog.records)
+  assert sum(int(y.shape[0]) for _, y in full) == rows
+  cap = rows // 3
+  with caplog.at_level("INFO"):
+    capped = [y.numpy() for _, y in trainer.capped_rows(data(), cap, 32, seed=7, what="x")]
+  got = sum(len(y) for y in capped)
+  assert 0.5 * cap < got < 1.5 * cap, (got, cap)
+  again = [y.numpy() for _, y in trainer.capped_rows(data(), cap, 32, seed=7, what="x")]
+  np.testing.assert_array_equal(np.concatenate(capped), np.concatenate(again))  # seeded
+  assert any(f"of the {rows} train rows (model.in_memory_max_rows={cap})" in r.getMessage()
+             for r in caplog.records)
+
+  caplog.clear()
+  fn_args = tfx.components.FnArgs(
+      train_files=sample.train_files, eval_files=sample.eval_files,
+      transform_output=sample.transform_output, data_accessor=sample.data_accessor(),
+      serving_model_dir=str(tmp_path / "base" / "1"), model_run_dir=str(tmp_path / "logs"),
+      custom_config=sample.custom_config(variant="boosted", in_memory_max_rows=cap))
+  with caplog.at_level("INFO"):
+    trainer.run_fn(fn_args)
+  assert any("boosted trunk: fitting on a Bernoulli sample" in r.getMessage()
+             for r in caplog.records)
+  assert trainer.read_choice(fn_args.serving_model_dir)["chosen"] == "boosted"
