@@ -7,6 +7,10 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 CONFIG  ?= configs/ames.yaml
 PYTEST_ARGS ?=
+# The suite's wall time is mostly whole-pipeline runs that keep one core busy each; two worker
+# processes, each taking whole test files (module fixtures are computed once), use both cores.
+TEST_WORKERS ?= 2
+XDIST   := -n $(TEST_WORKERS) --dist loadfile
 
 # TFX/TFMA 1.16 expect Keras 2 (tf-keras); every process the Makefile starts gets it.
 export TF_USE_LEGACY_KERAS := 1
@@ -68,10 +72,10 @@ run: $(STAMP)
 	$(PY) -m pipeline.local_runner --config $(CONFIG) $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 bench: bench-pipeline bench-grouping bench-models bench-serving
 

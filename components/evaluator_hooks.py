@@ -1,5 +1,5 @@
 """The GroupedEvaluator's hook module (its `module_path`): TFMA extension points the stock TFX
-Evaluator executor loads by name with udf_utils. Both hooks must live in this one module,
+Evaluator executor loads by name with udf_utils. Every hook must live in this one module,
 because with a module_path set, udf_utils looks every hook up there (and silently drops one it
 cannot find).
 
@@ -10,10 +10,10 @@ the eval config by the executor). When only one model yields transformed feature
 ModelSignaturesDoFn stores them without the model-name key and the multi-model
 SliceKeyExtractor finds nothing; the extractor added here re-keys them by candidate.
 
-`custom_eval_shared_model`: TFMA loads a `boosted` model in every Beam worker. A boosted
-SavedModel runs TF-DF ops, registered only by `import tensorflow_decision_forests` in the process
-that loads it; with a multi-process or distributed runner the workers never import it, so the
-loader registers the ops first (and only when the graph needs them).
+No hook loads TF-DF ops: TFMA's model_util imports tensorflow_decision_forests itself (when it is
+installed) in every process that loads a model, Beam workers included, so a `boosted` model
+evaluates under multi-process and distributed runners as it is
+(tests/test_pipeline_auto.py::test_multiprocess_evaluator_loads_a_boosted_model).
 
 A module of its own, holding no component classes, because udf_utils `importlib.reload`s the
 hook module when it is already loaded: reloading the module that defines GroupedEvaluator would
@@ -23,7 +23,6 @@ would fail spec validation.
 from __future__ import annotations
 
 import copy
-import os
 
 import apache_beam as beam
 import tensorflow_model_analysis as tfma
@@ -71,29 +70,3 @@ def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
       stage_name="KeyTransformedFeaturesByCandidate",
       ptransform=_KeyTransformedFeaturesByCandidate()))  # pylint: disable=no-value-for-parameter
   return extractors
-
-
-def register_ops(saved_model_path: str) -> None:
-  """Imports tensorflow_decision_forests if the SavedModel uses its ops (SimpleML*)."""
-  pb = os.path.join(saved_model_path, "saved_model.pb")
-  if os.path.exists(pb):
-    with open(pb, "rb") as f:
-      if b"SimpleML" in f.read():
-        # pylint: disable-next=g-import-not-at-top,unused-import
-        import tensorflow_decision_forests  # noqa: F401
-
-
-def custom_eval_shared_model(eval_saved_model_path, model_name, eval_config, **kwargs):
-  """tfma.default_eval_shared_model whose loader registers TF-DF ops where it runs."""
-  register_ops(eval_saved_model_path)
-  shared = tfma.default_eval_shared_model(eval_saved_model_path=eval_saved_model_path,
-                                          model_name=model_name, eval_config=eval_config,
-                                          **kwargs)
-  load = shared.model_loader.construct_fn
-
-  def construct():
-    register_ops(eval_saved_model_path)
-    return load()
-
-  return shared._replace(model_loader=tfma.types.ModelLoader(
-      construct_fn=construct, tags=shared.model_loader.tags))

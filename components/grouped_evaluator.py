@@ -16,8 +16,8 @@ K-Means id differs between the two groupings would land in two group slices. The
 therefore writes two explicit model specs: the candidate keeps `preprocessing_function_names`,
 the baseline gets none (and its SavedModel has no `transformed_features` default signature), so
 `group_id` is the candidate's assignment and both models are scored on those same rows
-(components/evaluator_hooks.py, the component's hook module, also registers TF-DF ops where
-TFMA loads a boosted model).
+(components/evaluator_hooks.py, the component's hook module). A boosted model needs no hook:
+TFMA imports tensorflow_decision_forests itself wherever it loads a model.
 
 Too few test rows for the gate (no group reaches `min_examples`) fails the run with the split
 and the counts, so nothing is blessed or pushed. The decision is written next to the TFMA
@@ -106,9 +106,8 @@ class GroupedEvaluatorExecutor(evaluator_executor.Executor):
     props[standard_component_specs.MODULE_PATH_KEY] = evaluator_hooks.MODULE_PATH
     props.pop(standard_component_specs.MODULE_FILE_KEY, None)
     # The stock executor loads its hooks with udf_utils.try_get_fn, which returns None on any
-    # import problem: the run would then silently lose its group slices. Load them loudly first.
-    for hook in ("custom_extractors", "custom_eval_shared_model"):
-      udf_utils.get_fn(props, hook)
+    # import problem: the run would then silently lose its group slices. Load it loudly first.
+    udf_utils.get_fn(props, "custom_extractors")
     super().Do(input_dict, output_dict, props)
 
     evaluation = artifact_utils.get_single_instance(
@@ -126,7 +125,7 @@ class GroupedEvaluator(tfx.components.Evaluator):
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(GroupedEvaluatorExecutor)
 
   def __init__(self, *, grouping, group_gate: gate_lib.GroupGate, **evaluator_kwargs):
-    # The hooks module (slicing by the candidate's groups, TF-DF ops in workers) is part of the
+    # The hooks module (slicing by the candidate's groups) is part of the
     # component: another module_path or module_file would silently drop it (module doc).
     for key in ("module_path", "module_file"):
       if evaluator_kwargs.get(key) not in (None, evaluator_hooks.MODULE_PATH):

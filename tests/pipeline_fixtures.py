@@ -38,12 +38,19 @@ def small_config(tmp_dir: str, rows: int = 800, config: str = "configs/ames.yaml
   return cfg
 
 
-def run(cfg: PipelineConfig, **create_kwargs) -> run_summary.RunSummary:
+def run(cfg: PipelineConfig, node_beam_args: Optional[Dict[str, Sequence[str]]] = None,
+        **create_kwargs) -> run_summary.RunSummary:
+  """Runs cfg's pipeline with LocalDagRunner. `node_beam_args` {node id: flags} adds Beam flags
+  to single components (TFX's with_beam_pipeline_args), so a test can run one component in
+  multi-process Beam without every other one paying for worker start-up and an sdist."""
   connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path)
   os.makedirs(cfg.output_root, exist_ok=True)
   args = {**pipeline_args(cfg), **create_kwargs}
-  tfx.orchestration.LocalDagRunner().run(
-      create_pipeline(**args, metadata_connection_config=connection))
+  pipeline = create_pipeline(**args, metadata_connection_config=connection)
+  nodes = {c.id: c for c in pipeline.components}
+  for node_id, flags in (node_beam_args or {}).items():
+    nodes[node_id].with_beam_pipeline_args(list(flags))
+  tfx.orchestration.LocalDagRunner().run(pipeline)
   return run_summary.summarize(connection)
 
 

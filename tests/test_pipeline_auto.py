@@ -34,11 +34,13 @@ def test_pipeline_runs_with_auto_and_records_the_choice(tmp_path):
 
 @pytest.mark.slow
 def test_multiprocess_evaluator_loads_a_boosted_model(tmp_path):
-  """Beam workers are fresh processes: the Evaluator hook registers TF-DF ops there."""
-  cfg = fx.small_config(str(tmp_path), rows=400, overrides={
-      "model.variant": "boosted",
-      "beam.args": ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]})
-  summary = fx.run(cfg)
+  """Beam workers are fresh processes that must register TF-DF ops before loading the model
+  (TFMA's model_util imports TF-DF there). Only the Evaluator runs multi-process (the Grouping
+  executor's multi-process run has its own test)."""
+  cfg = fx.small_config(str(tmp_path), rows=400, overrides={"model.variant": "boosted",
+                                                           "evaluation.min_group_examples": 5})
+  summary = fx.run(cfg, node_beam_args={"Evaluator": [
+      "--direct_running_mode=multi_processing", "--direct_num_workers=2"]})
   assert summary.model_choice["chosen"] == "boosted"
   assert summary.overall and summary.groups, "no evaluation metrics"
   for gid, row in summary.groups.items():

@@ -2,6 +2,7 @@
 who sees which, pushed model, grouping agreement between the serving graph and the grouping
 artifact on every test row, per-group test slices, the anomaly stop and the too-few-test-rows stop."""
 import collections
+import dataclasses
 import glob
 import os
 
@@ -156,18 +157,6 @@ def test_wrong_type_column_stops_before_training(tmp_path):
 
 
 @pytest.mark.slow
-def test_too_few_test_rows_for_the_gate_stop_before_blessing(tmp_path):
-  cfg = fx.small_config(str(tmp_path), rows=400,
-                        overrides={"evaluation.min_group_examples": 400})
-  with pytest.raises(Exception, match=r"split test has \d+ rows.*min_group_examples=400"):
-    fx.run(cfg)
-  execs = _executions(cfg)
-  assert execs[("GroupedTrainer", "COMPLETE")] == 1
-  assert not any(name == "GuardedPusher" for name, _ in execs)
-  assert not glob.glob(os.path.join(cfg.serving_base_dir, "*"))
-
-
-@pytest.mark.slow
 def test_dev_server_serves_the_pushed_model_over_grpc_and_rest(finished_run):
   """The real tensorflow-serving-api stubs against the model the pipeline pushed."""
   import grpc  # pylint: disable=g-import-not-at-top
@@ -208,3 +197,22 @@ def test_dev_server_serves_the_pushed_model_over_grpc_and_rest(finished_run):
     pred = r.json()["predictions"][0]
     assert abs(pred["prediction"][0] - float(local["prediction"].numpy()[0, 0])) < 1e-4
     assert pred["group_id"][0] == int(local["group_id"].numpy()[0, 0])
+
+
+@pytest.mark.slow
+def test_too_few_test_rows_for_the_gate_stop_before_blessing(finished_run):
+  """Last in the module: the finished run again with a gate no group can reach. Upstream comes
+  from the cache; the Evaluator fails naming the split and the counts; nothing is pushed."""
+  cfg, _ = finished_run
+  strict = dataclasses.replace(
+      cfg, evaluation=dataclasses.replace(cfg.evaluation, min_group_examples=10_000))
+  pushed_before = sorted(glob.glob(os.path.join(cfg.serving_base_dir, "*")))
+  pushers_before = sum(n for (name, _), n in _executions(cfg).items() if name == "GuardedPusher")
+  with pytest.raises(Exception, match=r"split test has \d+ rows.*min_group_examples=10000"):
+    fx.run(strict)
+  execs = _executions(cfg)
+  assert execs[("GroupedEvaluator", "FAILED")] == 1, execs
+  assert execs[("GroupedTrainer", "CACHED")] >= 1, execs      # the gate change retrains nothing
+  pushers = sum(n for (name, _), n in execs.items() if name == "GuardedPusher")
+  assert pushers == pushers_before, execs
+  assert sorted(glob.glob(os.path.join(cfg.serving_base_dir, "*"))) == pushed_before
