@@ -23,6 +23,9 @@ FAST = {
     "model.epochs": 4,
     "model.patience": 2,
     "model.batch_size": 128,
+    # no piecewise bins: one Trainer fit instead of two and no quantile analyzers in Transform;
+    # the bins go through the whole pipeline in tests/test_pipeline_auto.py
+    "model.numeric_bins": 0,
     # empty: any flag makes TFX build an sdist per Beam component; in_memory is the default
     "beam.args": [],
 }

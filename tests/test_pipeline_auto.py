@@ -14,7 +14,8 @@ from tests import pipeline_fixtures as fx
 
 @pytest.mark.slow
 def test_pipeline_runs_with_auto_and_records_the_choice(tmp_path):
-  cfg = fx.small_config(str(tmp_path), rows=600, overrides={"model.variant": "auto"})
+  cfg = fx.small_config(str(tmp_path), rows=600, overrides={"model.variant": "auto",
+                                                                "model.numeric_bins": 8})
   summary = fx.run(cfg)
   assert summary.pushed, "the auto model was not pushed"
   choice = summary.model_choice

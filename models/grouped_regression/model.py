@@ -11,7 +11,8 @@
   global     the same trunk and head, no group: the pooled baseline.
 
 Every variant's head sees [trunk output, input features] (a linear skip, "wide and deep"), so
-the variants differ only in how the group enters. Group-specific parameters (head deltas, group
+the variants differ only in how the group enters. The skip takes the z-scored numerics and the
+categorical embeddings; piecewise-linear bins (numeric_bins) feed the shared trunk only. Group-specific parameters (head deltas, group
 embeddings) carry an L2 penalty `delta_l2` toward zero: a group with few rows stays near the
 shared model. For `multihead`, training ends with an empirical-Bayes refit of those deltas
 (pooling.py: closed-form ridge toward the shared head, strength chosen on the eval split;
@@ -142,20 +143,27 @@ def _inputs(spec: ModelInputs) -> Dict[str, tf.keras.Input]:
   return inp
 
 
-def _feature_vector(spec: ModelInputs, inp, hp: Hparams) -> tf.Tensor:
-  """[batch, F]: numerics as they are (plus their piecewise-linear encodings), each categorical
-  through its own small embedding."""
-  parts = [inp[fk.numeric_key(n)] for n in spec.numeric]
-  if spec.numeric_bins > 1:
-    parts += [inp[fk.piecewise_key(n)] for n in spec.numeric]
+def _concat(parts: List[tf.Tensor], name: str) -> tf.Tensor:
+  return parts[0] if len(parts) == 1 else tf.keras.layers.Concatenate(name=name)(parts)
+
+
+def _feature_vectors(spec: ModelInputs, inp, hp: Hparams):
+  """([batch, F] for the trunk, [batch, F'] for the head's linear skip): numerics as they are
+  and each categorical through its own small embedding in both; the piecewise-linear encodings
+  in the trunk's only. Per-group head deltas on B ramps per feature gave every group its own
+  curve, which extrapolated wildly on rare value combinations of a group (a +309 min flight
+  delay on an ordinary row); the shared trunk learns the curve once for every group."""
+  plain = [inp[fk.numeric_key(n)] for n in spec.numeric]
   for name, size in spec.categorical.items():
     dim = min(hp.embedding_dim, max(2, size // 2))
     safe = fk.tensor_name(name)  # layer names: TF's character set
     emb = tf.keras.layers.Embedding(size, dim, name=f"emb_{safe}")(inp[fk.categorical_key(name)])
-    parts.append(tf.keras.layers.Flatten(name=f"flat_{safe}")(emb))
-  if not parts:
+    plain.append(tf.keras.layers.Flatten(name=f"flat_{safe}")(emb))
+  if not plain:
     raise ValueError("the model needs at least one numeric or categorical feature")
-  return parts[0] if len(parts) == 1 else tf.keras.layers.Concatenate(name="features")(parts)
+  bins = ([inp[fk.piecewise_key(n)] for n in spec.numeric] if spec.numeric_bins > 1 else [])
+  head_x = _concat(plain, "features")
+  return (_concat(plain + bins, "features_and_bins") if bins else head_x), head_x
 
 
 def _trunk(x: tf.Tensor, hp: Hparams) -> tf.Tensor:
@@ -195,7 +203,7 @@ def build_model(spec: ModelInputs, hp: Hparams) -> tf.keras.Model:
     raise ValueError(f"num_groups must be >= 1 (got {spec.num_groups})")
   tf.keras.utils.set_random_seed(hp.seed)
   inp = _inputs(spec)
-  x = _feature_vector(spec, inp, hp)
+  x, head_x = _feature_vectors(spec, inp, hp)
   g = inp[fk.GROUP_KEY]
   trunk_in = x
   if hp.variant == "embedding":
@@ -205,7 +213,7 @@ def build_model(spec: ModelInputs, hp: Hparams) -> tf.keras.Model:
   if hp.variant == "attention":
     z = tf.keras.layers.Concatenate(name="trunk_and_attention")([h, _attention(spec, hp, h, g)])
     h = tf.keras.layers.Dense(hp.head_units, activation="relu", name="head_hidden")(z)
-  head_in = tf.keras.layers.Concatenate(name="head_input")([h, x])   # linear skip: wide & deep
+  head_in = tf.keras.layers.Concatenate(name="head_input")([h, head_x])  # linear skip: wide & deep
   if hp.variant == "multihead":
     out = GroupedLinearHead(spec.num_groups, hp.delta_l2, spec.label_std,
                             name="grouped_head")([head_in, g])

@@ -3,8 +3,8 @@
 Why: an MLP on z-scores bends a response curve only where ReLU units happen to break, and
 tree ensembles beat it on data whose response has kinks and plateaus (diamonds' price around
 whole carats). With x encoded as `bins` ramps, one per quantile bin (0 below the bin, 1 above,
-linear inside), the head's linear skip alone fits any piecewise-linear curve per feature and the
-trunk starts from that basis (Gorishniy et al., 2022, "On Embeddings for Numerical Features in
+linear inside), the trunk's first layer alone fits any piecewise-linear curve per feature and the
+trunk starts from that basis (the head's per-group linear skip sees z-scores only: model.py) (Gorishniy et al., 2022, "On Embeddings for Numerical Features in
 Tabular Deep Learning").
 
 Edges are [min, q_1/bins, ..., q_(bins-1)/bins, max] of the training data: in the Transform
