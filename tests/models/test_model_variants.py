@@ -81,3 +81,16 @@ def test_piecewise_inputs_reach_the_model(variant):
   assert pred.shape == (32, 1) and np.all(np.isfinite(pred))
   moved = dict(x, **{fk.piecewise_key("a"): 1.0 - x[fk.piecewise_key("a")]})
   assert np.abs(model(moved).numpy() - pred).max() > 1e-4
+
+
+def test_piecewise_bins_feed_the_trunk_but_not_the_group_heads():
+  """Per-group deltas on B ramps per feature gave every group its own curve, which extrapolated
+  wildly on a group's rare rows; the group heads see z-scores and embeddings only."""
+  spec = model_lib.ModelInputs(numeric=["a", "b"], categorical={"c": 4}, num_groups=5,
+                               numeric_bins=8)
+  model = model_lib.build_model(spec, model_lib.Hparams(variant="multihead", trunk_units=(8, 4)))
+  head = model.get_layer("grouped_head")
+  emb_dim = min(model_lib.Hparams().embedding_dim, max(2, 4 // 2))
+  assert head.dw.shape == (5, 4 + 2 + emb_dim)                 # trunk out + z-scores + embedding
+  trunk_in = model.get_layer("trunk_0").input.shape[-1]
+  assert trunk_in == 2 + 2 * 8 + emb_dim                       # z-scores + bins + embedding
