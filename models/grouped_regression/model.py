@@ -12,12 +12,13 @@
 
 Every variant's head sees [trunk output, input features] (a linear skip, "wide and deep"), so
 the variants differ only in how the group enters. The skip takes the z-scored numerics and the
-categorical embeddings; piecewise-linear bins (numeric_bins) feed the shared trunk only. Group-specific parameters (head deltas, group
-embeddings) carry an L2 penalty `delta_l2` toward zero: a group with few rows stays near the
-shared model. For `multihead`, training ends with an empirical-Bayes refit of those deltas
-(pooling.py: closed-form ridge toward the shared head, strength chosen on the eval split;
-`head_refit: false` keeps the SGD deltas). The penalty is stated on the standardised label scale (multiplied by label_std**2
-because the loss is in label units), so one value means the same on every dataset.
+categorical embeddings; piecewise-linear bins (numeric_bins) feed the shared trunk only.
+Group-specific parameters (head deltas, group embeddings) carry an L2 penalty `delta_l2` toward
+zero: a group with few rows stays near the shared model. For `multihead`, training ends with an
+empirical-Bayes refit of those deltas (pooling.py: closed-form ridge toward the shared head,
+strength chosen on the eval split; `head_refit: false` keeps the SGD deltas). The penalty is
+stated on the standardised label scale (multiplied by label_std**2 because the loss is in label
+units), so one value means the same on every dataset.
 
 Inputs are the transformed features (models/grouped_regression/features.py keys); the output is
 the prediction in label units: label_mean + label_std * network output.

@@ -3,9 +3,9 @@
 Why: an MLP on z-scores bends a response curve only where ReLU units happen to break, and
 tree ensembles beat it on data whose response has kinks and plateaus (diamonds' price around
 whole carats). With x encoded as `bins` ramps, one per quantile bin (0 below the bin, 1 above,
-linear inside), the trunk's first layer alone fits any piecewise-linear curve per feature and the
-trunk starts from that basis (the head's per-group linear skip sees z-scores only: model.py) (Gorishniy et al., 2022, "On Embeddings for Numerical Features in
-Tabular Deep Learning").
+linear inside), one linear combination of the ramps is any piecewise-linear curve of the feature,
+and the shared trunk starts from that basis (Gorishniy et al., 2022, "On Embeddings for
+Numerical Features in Tabular Deep Learning"). The per-group head sees z-scores only (model.py).
 
 Edges are [min, q_1/bins, ..., q_(bins-1)/bins, max] of the training data: in the Transform
 graph from tft.quantiles/min/max (`edges_tft`), in NumPy for the benchmark (`edges_numpy`).
