@@ -34,7 +34,9 @@ from pipeline.pipeline import create_pipeline
 
 CONFIG = "configs/diamonds.yaml"   # a priori: one group per clarity grade
 UNSEEN = "Z9-never-seen"
-SMALL = {"dataset.sample_rows": 800, "model.epochs": 4, "model.patience": 2, "beam.args": []}
+# one candidate without bins, as in tests/pipeline_fixtures.FAST: `auto` has its own e2e test
+SMALL = {"dataset.sample_rows": 800, "model.variant": "multihead", "model.numeric_bins": 0,
+         "model.epochs": 4, "model.patience": 2, "beam.args": []}
 
 
 def _connection(cfg):

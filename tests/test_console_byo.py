@@ -39,7 +39,9 @@ def byo_run(tmp_path_factory):
   df = _csv(csv)
   config = init_config.write(csv, "byo", out=str(tmp / "byo.yaml"))
   sets = [f"dataset.csv_dir={tmp / 'data'}", f"outputs.root={tmp / 'out'}", "model.epochs=10",
-          "model.patience=3", "model.batch_size=64"]
+          "model.patience=3", "model.batch_size=64",
+          # one candidate without bins, as in tests/pipeline_fixtures.FAST (auto: test_pipeline_auto)
+          "model.variant=multihead", "model.numeric_bins=0"]
   proc = subprocess.run([sys.executable, "-m", "pipeline.local_runner", "--config", config,
                          "--set", *sets], capture_output=True, text=True, timeout=1500)
   cfg = load_config(config, overrides=dict(s.split("=", 1) for s in sets[:2]))
