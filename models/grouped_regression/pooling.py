@@ -39,6 +39,7 @@ LAMBDA_GRID = tuple(float(v) for v in np.logspace(-2, 5, 22)) + (1e9,)  # rows o
 BLOCKS = ("intercept", "features", "trunk")
 SEARCH_ROUNDS = 2
 SHIFT_PRIOR_ROWS = 1.0   # prior weight (in rows) on the GLS shift of the shared head
+OUTER_BYTES = 64 << 20   # bound on one step's [rows, p, p] float64 outer products (group_stats)
 
 
 @dataclasses.dataclass
@@ -85,7 +86,8 @@ def _label_scale(model: tf.keras.Model) -> Tuple[float, float]:
 
 
 def group_stats(model: tf.keras.Model, dataset: tf.data.Dataset) -> GroupStats:
-  """Streams (features, label) batches once through the trunk; sums per group."""
+  """Streams (features, label) batches once through the trunk; sums per group. The batches
+  are re-cut to a size whose per-row outer products fit OUTER_BYTES."""
   head = _head(model)
   phi_model = tf.keras.Model(model.inputs, list(head.input))
   scale, offset = _label_scale(model)
@@ -107,7 +109,8 @@ def group_stats(model: tf.keras.Model, dataset: tf.data.Dataset) -> GroupStats:
 
   p = int(w0.shape[0])
   a, c, s = np.zeros((num_groups, p, p)), np.zeros((num_groups, p)), np.zeros(num_groups)
-  for features, label in dataset:
+  # rows per step: as many as the outer products' memory bound allows (wide heads: fewer)
+  for features, label in dataset.rebatch(max(1, OUTER_BYTES // (8 * p * p))):
     da, dc, ds = batch_stats(features, label)
     a += da.numpy()
     c += dc.numpy()

@@ -57,11 +57,14 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> D
   grouping = store.load(custom_config["grouping_uri"])
   bins = piecewise.width(custom_config.get("numeric_bins"))
   out = {}
-  for name in custom_config["numeric_features"]:
+  numeric = list(custom_config["numeric_features"])
+  for name in numeric:
     out[fk.numeric_key(name)] = _model_numeric(inputs[name])
-    if bins:
-      v = _imputed(inputs[name])
-      out[fk.piecewise_key(name)] = piecewise.encode_tf(v, piecewise.edges_tft(v, bins))
+  if bins and numeric:
+    values = tf.stack([_imputed(inputs[name]) for name in numeric], axis=1)   # [batch, features]
+    edges = piecewise.edges_tft(values, bins)
+    for i, name in enumerate(numeric):
+      out[fk.piecewise_key(name)] = piecewise.encode_tf(values[:, i], edges[i])
   for name in custom_config["categorical_features"]:
     s = dense(inputs[name], "")
     out[fk.categorical_key(name)] = tft.compute_and_apply_vocabulary(

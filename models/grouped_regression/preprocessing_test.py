@@ -91,14 +91,15 @@ def test_piecewise_encoding_from_tft_quantiles(tmp_path):
   cols = _columns(rows, ["lon", "lat"])
   g = fitting.fit_kmeans(fitting.as_float_matrix(cols, ["lon", "lat"]), ["lon", "lat"], [2])
   out = _transform(rows, g, tmp_path, numeric_bins=8)
-  area = np.array([r["area"] for r in rows])
-  ple = np.stack([r[fk.piecewise_key("area")] for r in out])
-  assert ple.shape == (400, 8) and ple.min() >= 0 and ple.max() <= 1
-  # ramps fill left to right: a row is 1 in every bin below its own, 0 in every bin above
-  assert np.all(np.diff(ple, axis=1) <= 1e-6)
-  # each bin holds ~1/8 of the rows (its ramp strictly between 0 and 1)
-  inside = ((ple > 0) & (ple < 1)).sum(axis=0)
-  assert np.all(np.abs(inside - 50) <= 12), inside
-  expected = piecewise.encode_numpy(area, piecewise.edges_numpy(area, 8))
-  assert np.abs(ple - expected).mean() < 0.02
+  for name in NUMERIC:   # one analyzer covers every column: each gets its own edges
+    x = np.array([r[name] for r in rows])
+    ple = np.stack([r[fk.piecewise_key(name)] for r in out])
+    assert ple.shape == (400, 8) and ple.min() >= 0 and ple.max() <= 1
+    # ramps fill left to right: a row is 1 in every bin below its own, 0 in every bin above
+    assert np.all(np.diff(ple, axis=1) <= 1e-6)
+    # each bin holds ~1/8 of the rows (its ramp strictly between 0 and 1)
+    inside = ((ple > 0) & (ple < 1)).sum(axis=0)
+    assert np.all(np.abs(inside - 50) <= 12), (name, inside)
+    expected = piecewise.encode_numpy(x, piecewise.edges_numpy(x, 8))
+    assert np.abs(ple - expected).mean() < 0.02, name
   assert fk.piecewise_key("area") not in _transform(rows, g, tmp_path / "off")[0]

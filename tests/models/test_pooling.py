@@ -1,6 +1,7 @@
 """Empirical-Bayes refit of the multihead's group deltas (models/grouped_regression/pooling.py)."""
 import numpy as np
 import pytest
+import tensorflow as tf
 from scipy import stats
 
 from models.grouped_regression import features as fk
@@ -112,6 +113,31 @@ def test_trainer_fit_refits_multihead_deltas_and_improves_eval():
   big = np.bincount(g[~held], minlength=len(groups)) >= 40
   centred = offsets - offsets[big].mean()
   np.testing.assert_allclose(level[big] - level[big].mean(), centred[big], atol=0.3)
+
+
+def test_group_stats_are_the_same_sums_whatever_the_batching(monkeypatch):
+  """The trainer reads in large batches and group_stats re-cuts them to its memory bound: the
+  per-group sums must not depend on either (checked against a direct NumPy sum)."""
+  x, g, y, _ = _zipf_data()
+  spec = model_lib.ModelInputs(numeric=["x"], categorical={}, num_groups=int(g.max()) + 1,
+                               label_mean=float(y.mean()), label_std=float(y.std()))
+  model = model_lib.build_model(spec, model_lib.Hparams(variant="multihead", trunk_units=(4,)))
+  feats = {fk.numeric_key("x"): x, fk.GROUP_KEY: g}
+  ds = lambda batch: trainer.dataset_from_arrays(feats, y, batch, shuffle=False)
+  head = pooling._head(model)   # pylint: disable=protected-access
+  phi, _ = tf.keras.Model(model.inputs, list(head.input))(feats, training=False)
+  scale, offset = pooling._label_scale(model)   # pylint: disable=protected-access
+  r = (y - offset) / scale - np.c_[phi.numpy(), np.ones(len(y))] @ np.append(head.w.numpy(),
+                                                                            head.b.numpy())
+  want, _ = _stats(phi.numpy().astype(np.float64), r, g, spec.num_groups)
+  p = want.a.shape[1]
+  for batch, bound in ((32, pooling.OUTER_BYTES), (4096, pooling.OUTER_BYTES),
+                       (4096, 8 * p * p * 7)):   # the last: 7 rows per step
+    monkeypatch.setattr(pooling, "OUTER_BYTES", bound)
+    got = pooling.group_stats(model, ds(batch))
+    for field in ("a", "c", "s"):
+      np.testing.assert_allclose(getattr(got, field), getattr(want, field), rtol=1e-4,
+                                 atol=1e-3, err_msg=f"{field} (batch {batch}, bound {bound})")
 
 
 def test_non_multihead_variants_are_left_alone():
