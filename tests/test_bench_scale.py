@@ -13,7 +13,8 @@ from bench.scale import report
 
 SIZES = (2000, 4000)
 # Training kept to a token budget: the harness, not the model, is under test.
-TRAIN = ["model.variant=multihead", "model.epochs=1", "model.train_steps=20", "model.patience=1", "model.numeric_bins=0"]
+TRAIN = ["model.variant=multihead", "model.epochs=1", "model.train_steps=20", "model.patience=1",
+         "model.numeric_bins=0"]
 
 
 def _harness(results, work, *args):

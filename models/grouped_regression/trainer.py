@@ -43,7 +43,6 @@ CHOICE_FILE = os.path.join("assets.extra", "model_choice.json")   # inside the S
 # 1,100 steps per pass instead of 70.
 READ_BATCH_SIZE = 1024
 
-
 # TFXIO's reader interleaves the split's shards; with any num_parallel_calls (its default is
 # AUTOTUNE) tf.data hands every record across threads, ~20 us a record here: 12.9 ms of every
 # 512-row batch on a 100k-row split, ten times the training step itself. None interleaves the
