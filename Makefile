@@ -9,8 +9,10 @@ CONFIG  ?= configs/ames.yaml
 PYTEST_ARGS ?=
 # The suite's wall time is mostly whole-pipeline runs that keep one core busy each; two worker
 # processes, each taking whole test files (module fixtures are computed once), use both cores.
+# Files are handed out in collection order, whole-pipeline (`slow`) files first (tests/conftest.py),
+# not xdist's default of most tests first, which left a one-test pipeline file for last.
 TEST_WORKERS ?= 2
-XDIST   := -n $(TEST_WORKERS) --dist loadfile
+XDIST   := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # TFX/TFMA 1.16 expect Keras 2 (tf-keras); every process the Makefile starts gets it.
 export TF_USE_LEGACY_KERAS := 1

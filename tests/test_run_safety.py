@@ -14,6 +14,9 @@ from data import prepare
 from pipeline import local_runner, run_lock
 from tests import pipeline_fixtures as fx
 
+# every test here needs the module's pushed baseline: a whole pipeline run
+pytestmark = pytest.mark.slow
+
 ROWS = 400
 # the gate is not under test: no RMSE bound, and 400 rows leave ~75 test rows over 8 groups
 OVER = {"model.epochs": 2, "evaluation.rmse_upper_bound": 1e9, "evaluation.min_group_examples": 5}
