@@ -27,6 +27,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import tensorflow as tf
 
+from models.grouped_regression import autograph_rules  # noqa: F401  (installs the rule)
 from models.grouped_regression import features as fk
 from models.grouped_regression import pooling
 from models.grouped_regression import signatures

@@ -30,6 +30,7 @@ from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
+from models.grouped_regression import autograph_rules  # noqa: F401  (installs the rule)
 from models.grouped_regression import features as fk
 
 VARIANTS = ("multihead", "embedding", "attention", "global")
