@@ -22,7 +22,7 @@ PACKAGE = "tf_keras"
 
 def install() -> None:
   """Appends DoNotConvert("tf_keras") to AutoGraph's rules unless a rule for it exists."""
-  if not any(getattr(rule, "_prefix", None) == PACKAGE for rule in _config.CONVERSION_RULES):
+  if not any(rule.matches(PACKAGE) for rule in _config.CONVERSION_RULES):
     _config.CONVERSION_RULES = tuple(_config.CONVERSION_RULES) + (
         _config_lib.DoNotConvert(PACKAGE),)
 

@@ -10,7 +10,7 @@ from models.grouped_regression import model as model_lib
 from models.grouped_regression import trainer
 
 
-def _transpiled_modules_during_fit(monkeypatch):
+def _transpiled_during_fit(monkeypatch):
   """(module, qualname) of every function AutoGraph transforms while a multihead model fits
   one epoch."""
   seen = []
@@ -35,7 +35,7 @@ def _transpiled_modules_during_fit(monkeypatch):
 
 
 def test_fit_transpiles_our_layers_and_no_tf_keras_code(monkeypatch):
-  seen = _transpiled_modules_during_fit(monkeypatch)
+  seen = _transpiled_during_fit(monkeypatch)
   # the hook sees conversions: our head layer's call goes through AutoGraph as before
   assert ("models.grouped_regression.model", "GroupedLinearHead.call") in seen
   # From tf_keras only the functions fit itself hands to tf.function (its train and test
