@@ -151,13 +151,14 @@ def write(runs: List[Dict], beam_args, repeats: int, load_start, load_end,
           max(1, sum(1 for r in runs if r["pipeline"] == n)) for n in NAMES}
   ratio = mean["ames"] / mean["taxi"]
   one = [r for r in runs if r["pipeline"] == "ames-one"]
-  one_trainer = [r["components"].get("Trainer", {}).get("seconds", 0.0) for r in one]
-  trainer = [r["components"].get("Trainer", {}).get("seconds", 0.0)
-             for r in runs if r["pipeline"] == "ames"]
-  no_trainer = [(r["wall_s"] - t) for r, t in zip(
-      [r for r in runs if r["pipeline"] == "ames"], trainer)]
-  taxi_trainer = [r["components"].get("Trainer", {}).get("seconds", 0.0)
-                  for r in runs if r["pipeline"] == "taxi"]
+
+  def trainer_seconds(pipeline):
+    return [r["components"].get("Trainer", {}).get("seconds", 0.0)
+            for r in runs if r["pipeline"] == pipeline]
+
+  trainer, taxi_trainer, one_trainer = (trainer_seconds(p) for p in ("ames", "taxi", "ames-one"))
+  ames_wall = [r["wall_s"] for r in runs if r["pipeline"] == "ames"]
+  no_trainer = [w - t for w, t in zip(ames_wall, trainer)]
   lines = [
       "# Pipeline wall time: Ames grouped regression vs TFX chicago-taxi (reference)",
       "",
@@ -182,16 +183,16 @@ def write(runs: List[Dict], beam_args, repeats: int, load_start, load_end,
       "",
       "## Per component (ML Metadata execution spans)",
       "",
-      "Mean seconds over the repeats [range] from each execution's create to "
-      "last-update time in MLMD (a component's driver, executor and publish); `data` and `Report` are the steps `make run` adds "
-      "around the pipeline. Transform, Trainer and Evaluator are Ames's Grouped* subclasses of the "
-      "stock components. Peak MB: the child's process tree while the component ran (highest "
-      "over the repeats).",
+      "Mean seconds over the repeats [range] from each execution's create to last-update time "
+      "in MLMD (a component's driver, executor and publish); `data` and `Report` are the steps "
+      "`make run` adds around the pipeline. Transform, Trainer and Evaluator are Ames's Grouped* "
+      "subclasses of the stock components. Peak MB: the child's process tree while the "
+      "component ran (highest over the repeats).",
       "",
       *_breakdown(runs),
       "",
       f"Trainer share: Ames {', '.join(f'{t:.0f} s' for t in trainer)} "
-      f"({', '.join(f'{100 * t / r:.0f}%' for t, r in zip(trainer, [r['wall_s'] for r in runs if r['pipeline'] == 'ames']))} "
+      f"({', '.join(f'{100 * t / w:.0f}%' for t, w in zip(trainer, ames_wall))} "
       f"of its wall time; `auto` trains three candidates) vs taxi "
       f"{', '.join(f'{t:.0f} s' for t in taxi_trainer)}. Ames without its Trainer: "
       f"{', '.join(f'{t:.0f} s' for t in no_trainer)}.",
@@ -207,7 +208,8 @@ def main() -> None:
   p = argparse.ArgumentParser(description=__doc__)
   p.add_argument("--one", choices=list(NAMES))
   p.add_argument("--pipelines", default=",".join(NAMES),
-                 help=f"comma-separated, run in this order each repeat (default: {','.join(NAMES)})")
+                 help="comma-separated, run in this order each repeat (default: all, "
+                 f"{','.join(NAMES)})")
   p.add_argument("--root")
   p.add_argument("--beam_args", default=None,
                  help="JSON list; default: the Ames config's beam.args (the taxi example's own)")

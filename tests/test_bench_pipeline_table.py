@@ -1,4 +1,4 @@
-"""bench.pipeline_speed's tables from given runs (no pipeline runs: `make bench-pipeline` runs them).
+"""bench.pipeline_speed's tables from given runs (`make bench-pipeline` runs the pipelines).
 
 The ratio is the default Ames run over taxi; the one-network Ames run is context beside it and
 never enters the ratio or the target verdict."""
