@@ -24,7 +24,7 @@ export PYTHONWARNINGS ?= ignore::FutureWarning,ignore::DeprecationWarning
 
 .PHONY: help setup lock init data run test test-fast bench bench-pipeline bench-grouping \
         bench-models bench-serving bench-intervals serve kfp-compile airflow-dag-test bench-beam \
-        bench-determinism bench-scale clean
+        bench-determinism bench-boosted-threads bench-scale clean
 
 help:
 	@echo "make run    - run the whole pipeline on $(CONFIG) (LocalDagRunner, SQLite metadata)"
@@ -36,6 +36,7 @@ help:
 	@echo "make bench  - all benchmarks (bench-grouping, bench-models, bench-serving)"
 	@echo "make kfp-compile IMAGE=REGISTRY/grouped-regression:TAG / airflow-dag-test - orchestrator targets (docs/orchestration.md)"
 	@echo "make bench-beam - whole-run time per Beam DirectRunner mode on $(CONFIG)"
+	@echo "make bench-boosted-threads - boosted trunk training time, 1 thread vs every CPU, by rows"
 	@echo "make bench-scale [ARGS='--sizes 100000 --pipelines ours,taxi --flights'] - whole pipeline vs stock taxi at 100k..1M rows, per component"
 
 setup: $(STAMP)
@@ -99,6 +100,9 @@ bench-serving: $(STAMP)
 
 bench-determinism: $(STAMP)
 	$(PY) -m bench.determinism
+
+bench-boosted-threads: $(STAMP)
+	$(PY) -m bench.boosted_threads
 
 serve: $(STAMP)
 	$(PY) -m serving.server --config $(CONFIG)

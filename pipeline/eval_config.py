@@ -99,7 +99,13 @@ def build_eval_config(*, label_key: str, rmse_upper_bound: float,
       slicing_specs=[tfma.SlicingSpec()],
       threshold=overall_threshold(rmse_upper_bound, overall_rmse_tolerance))
   return tfma.EvalConfig(
+      # TF_GENERIC: TFMA scores every model through its serving_default signature, as TF
+      # Serving does, whichever family `auto` kept. Left unset, TFMA first tries
+      # tf.keras.models.load_model on each model (candidate and baseline) to guess the type, a
+      # full Keras revival of a Keras export -- seconds per run, and a different code path for
+      # the boosted export.
       model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key=label_key,
+                                  model_type=tfma.TF_GENERIC,
                                   prediction_key=fk.PREDICTION_KEY,
                                   preprocessing_function_names=[TRANSFORM_SIGNATURE])],
       slicing_specs=slicing,

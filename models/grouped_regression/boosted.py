@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -38,6 +39,14 @@ MAX_HEAD_FEATURES = 8       # raw numerics beside the trunk output in each group
 NUM_TREES = 500             # a ceiling: early stopping on the eval split decides
 SHRINKAGE = 0.1
 MAX_DEPTH = 6
+# YDF's trainer splits each node's search over its threads; on small data the hand-offs cost
+# more than they save (bench/results/boosted_threads.md, 2 cores: 2 threads / 1 = 1.83x the fit
+# time at 2k rows, 1.07x at 5k, 0.84x at 10k, 0.60x at 40k), so a second thread starts at 10k
+# rows. One thread and several break split ties differently, so the trees can differ a little
+# (same validation RMSE to 3-4 digits); any count above one grows the same trees. With the
+# count set from the rows, a small data set gets the same trees on every machine.
+ROWS_PER_THREAD = 5_000
+MAX_THREADS = 32            # TF-DF's own ceiling when it picks the count itself
 
 
 @dataclasses.dataclass
@@ -61,14 +70,28 @@ def trunk_features(features: Dict[str, tf.Tensor], with_group: bool) -> Dict[str
           if not k.endswith(fk.piecewise_key("")) and (with_group or k != fk.GROUP_KEY)}
 
 
-def build_trunk(categorical_keys: List[str], seed: int, with_group: bool, verbose: int = 0):
+def training_threads(rows: int, cpus: Optional[int] = None) -> int:
+  """Threads for the trunk's training: one per ROWS_PER_THREAD training rows, at least one, at
+  most the machine's CPUs (TF-DF's default is every CPU, whatever the data size)."""
+  cpus = min(cpus or os.cpu_count() or 1, MAX_THREADS)
+  return max(1, min(cpus, int(rows) // ROWS_PER_THREAD))
+
+
+def count_rows(dataset: tf.data.Dataset) -> int:
+  """Rows in a dataset of (features, label) batches: one streaming pass."""
+  return int(dataset.reduce(tf.constant(0, tf.int64),
+                            lambda n, b: n + tf.cast(tf.shape(b[1])[0], tf.int64)))
+
+
+def build_trunk(categorical_keys: List[str], seed: int, with_group: bool, verbose: int = 0,
+                num_threads: Optional[int] = None):
   tfdf = _tfdf()
   usage = [tfdf.keras.FeatureUsage(k, semantic=tfdf.keras.FeatureSemantic.CATEGORICAL)
            for k in categorical_keys + ([fk.GROUP_KEY] if with_group else [])]
   return tfdf.keras.GradientBoostedTreesModel(
       task=tfdf.keras.Task.REGRESSION, features=usage, exclude_non_specified_features=False,
       num_trees=NUM_TREES, shrinkage=SHRINKAGE, max_depth=MAX_DEPTH, random_seed=seed,
-      early_stopping="LOSS_INCREASE", verbose=verbose)
+      early_stopping="LOSS_INCREASE", verbose=verbose, num_threads=num_threads)
 
 
 def _head_columns(numeric: List[str]) -> List[str]:
@@ -129,19 +152,24 @@ def _stats(module: BoostedServing, dataset: tf.data.Dataset, num_groups: int
 
 def fit(train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, *, numeric: List[str],
         categorical: List[str], num_groups: int, label_mean: float, label_std: float,
-        seed: int = 7, verbose: int = 0, trunk_train_ds: Optional[tf.data.Dataset] = None):
+        seed: int = 7, verbose: int = 0, trunk_train_ds: Optional[tf.data.Dataset] = None,
+        train_rows: Optional[int] = None):
   """(BoostedServing, BoostedResult): of the trunks with and without the group (each with its
   pooled heads), the one with the lower eval-split RMSE. The datasets yield (transformed
   features, label) batches, one pass each (not repeated); the eval split drives the trunk's
   early stopping and every choice. `trunk_train_ds` (default train_ds): the rows the trunk
   fits on, which TF-DF holds in memory (trainer.capped_rows samples them above
-  model.in_memory_max_rows); the heads' statistics stream over every row of train_ds."""
+  model.in_memory_max_rows); the heads' statistics stream over every row of train_ds.
+  `train_rows` (the trunk's training rows; counted when not given) sets its thread count
+  (training_threads)."""
+  if train_rows is None:
+    train_rows = count_rows(train_ds if trunk_train_ds is None else trunk_train_ds)
   best = None
   for with_group in (False, True):
     fitted = fit_one(train_ds, eval_ds, numeric=numeric, categorical=categorical,
                      num_groups=num_groups, label_mean=label_mean, label_std=label_std,
                      seed=seed, with_group=with_group, verbose=verbose,
-                     trunk_train_ds=trunk_train_ds)
+                     trunk_train_ds=trunk_train_ds, train_rows=train_rows)
     if best is None or fitted[1].eval_rmse < best[1].eval_rmse:
       best = fitted
   return best
@@ -150,9 +178,12 @@ def fit(train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, *, numeric: List[st
 def fit_one(train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, *, numeric: List[str],
             categorical: List[str], num_groups: int, label_mean: float, label_std: float,
             seed: int, with_group: bool, verbose: int = 0,
-            trunk_train_ds: Optional[tf.data.Dataset] = None):
+            trunk_train_ds: Optional[tf.data.Dataset] = None, train_rows: Optional[int] = None):
   """One trunk (early-stopped on eval) and its group heads (pooling.py, chosen on eval)."""
-  trunk = build_trunk([fk.categorical_key(n) for n in categorical], seed, with_group, verbose)
+  if train_rows is None:
+    train_rows = count_rows(train_ds if trunk_train_ds is None else trunk_train_ds)
+  trunk = build_trunk([fk.categorical_key(n) for n in categorical], seed, with_group, verbose,
+                      num_threads=training_threads(train_rows))
   as_trunk = lambda x, y: (trunk_features(x, with_group), tf.reshape(y, [-1]))
   trunk.fit((train_ds if trunk_train_ds is None else trunk_train_ds).map(as_trunk),
             validation_data=eval_ds.map(as_trunk), verbose=verbose)

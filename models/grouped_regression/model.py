@@ -71,6 +71,7 @@ def _l2(strength: float, label_std: float) -> Optional[tf.keras.regularizers.Reg
   return tf.keras.regularizers.L2(strength * label_std ** 2) if strength > 0 else None
 
 
+@tf.keras.utils.register_keras_serializable(package="grouped_regression")
 class GroupedLinearHead(tf.keras.layers.Layer):
   """y = h . (w + dW[g]) + (b + db[g]); dW, db pulled toward 0 by L2 (partial pooling).
 
@@ -111,6 +112,7 @@ class GroupedLinearHead(tf.keras.layers.Layer):
             "label_std": self.label_std}
 
 
+@tf.keras.utils.register_keras_serializable(package="grouped_regression")
 class GroupPrototypes(tf.keras.layers.Layer):
   """A learned [G, d] table, tiled to [batch, G, d]: the keys/values every example attends over."""
 

@@ -24,6 +24,7 @@ from tfx_bsl.public import tfxio
 
 from components.grouping import store
 from models.grouped_regression import auto
+from models.grouped_regression import boosted
 from models.grouped_regression import features as fk
 from models.grouped_regression import group_effects
 from models.grouped_regression import group_labels
@@ -64,8 +65,9 @@ def input_fn(file_pattern: List[str], data_accessor: tfx.components.DataAccessor
 
 
 def label_stats(dataset: tf.data.Dataset, max_rows: int = _LABEL_STATS_MAX_ROWS
-                ) -> Tuple[float, float]:
-  """Mean and std of the label over the training data (its first max_rows rows, if more)."""
+                ) -> Tuple[float, float, int]:
+  """Mean and std of the label over the training data (its first max_rows rows, if more), and
+  the rows read (the split's size when it has fewer than max_rows)."""
   n, s, ss = 0, 0.0, 0.0
   for _, y in dataset:
     y = y.numpy().astype(np.float64).reshape(-1)
@@ -75,7 +77,7 @@ def label_stats(dataset: tf.data.Dataset, max_rows: int = _LABEL_STATS_MAX_ROWS
   if n == 0:
     raise ValueError("the transformed train split has no rows")
   mean = s / n
-  return float(mean), float(max(np.sqrt(max(ss / n - mean ** 2, 0.0)), 1e-6))
+  return float(mean), float(max(np.sqrt(max(ss / n - mean ** 2, 0.0)), 1e-6)), n
 
 
 def model_inputs(cfg: Dict, tf_transform_output: tft.TFTransformOutput, num_groups: int,
@@ -114,8 +116,7 @@ def capped_rows(dataset: tf.data.Dataset, max_rows: int, batch_size: int, seed: 
   training rows into memory (model.in_memory_max_rows). Counting costs one streaming pass."""
   if max_rows <= 0:
     return dataset
-  rows = int(dataset.reduce(tf.constant(0, tf.int64),
-                            lambda n, b: n + tf.cast(tf.shape(b[1])[0], tf.int64)))
+  rows = boosted.count_rows(dataset)
   if rows <= max_rows:
     return dataset
   rate = max_rows / rows
@@ -161,7 +162,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   # shuffled: SGD batches of model.batch_size; unshuffled: a read-only pass in large batches
   data = lambda files, shuffle: input_fn(files, fn_args.data_accessor, tft_output,
                                          batch_size if shuffle else read_batch, shuffle=shuffle)
-  mean, std = label_stats(data(fn_args.train_files, False))
+  mean, std, rows = label_stats(data(fn_args.train_files, False))
   names = auto.candidates(cfg["model"].get("variant", "multihead"),
                           piecewise.width(cfg.get("numeric_bins")))
   trained, record = {}, {}
@@ -169,13 +170,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     t0 = time.perf_counter()
     variant, encoding = auto.split(name)
     if variant == auto.BOOSTED:
-      from models.grouped_regression import boosted  # pylint: disable=g-import-not-at-top
+      in_memory = int(cfg["model"].get("in_memory_max_rows") or 0)
       model, result = boosted.fit(
           data(fn_args.train_files, False), data(fn_args.eval_files, False),
-          trunk_train_ds=capped_rows(data(fn_args.train_files, False),
-                                     int(cfg["model"].get("in_memory_max_rows") or 0),
+          trunk_train_ds=capped_rows(data(fn_args.train_files, False), in_memory,
                                      read_batch, seed=int(cfg["model"].get("seed", 7)),
                                      what="boosted trunk"),
+          train_rows=min(rows, in_memory) if in_memory > 0 else rows,
           numeric=list(cfg["numeric_features"]), categorical=list(cfg["categorical_features"]),
           num_groups=grouping.num_groups, label_mean=mean, label_std=std,
           seed=int(cfg["model"].get("seed", 7)))
@@ -192,7 +193,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   model, refit = trained[best]
   extras = interval_outputs(cfg, fn_args, model, grouping, data, refit)
   if auto.split(best)[0] == auto.BOOSTED:
-    from models.grouped_regression import boosted  # pylint: disable=g-import-not-at-top
     boosted.export(model, tft_output, fn_args.serving_model_dir, label_key=cfg["label"],
                    extras=extras)
   else:

@@ -109,6 +109,7 @@ def test_group_heads_shrink_a_three_row_group_toward_the_shared_head():
                                    num_groups=len(sizes), label_mean=float(y[~val].mean()),
                                    label_std=float(y[~val].std()), seed=0, with_group=False)
   assert result.choice != "zero"
+  assert module.trunk.num_threads == 1      # 2,000 training rows: one thread (training_threads)
   small = g == 8
   sf = {k: v[small] for k, v in feats.items()}
   pred = module(sf).numpy().ravel()
@@ -152,3 +153,18 @@ def test_row_cap_samples_the_trunk_rows_and_says_so(tmp_path, caplog):
   assert any("boosted trunk: fitting on a Bernoulli sample" in r.getMessage()
              for r in caplog.records)
   assert trainer.read_choice(fn_args.serving_model_dir)["chosen"] == "boosted"
+
+
+def test_trunk_threads_follow_the_training_rows():
+  """One thread per ROWS_PER_THREAD training rows, at least one, never more than the CPUs (or
+  TF-DF's ceiling): small data trains on one thread on every machine."""
+  per = boosted.ROWS_PER_THREAD
+  assert boosted.training_threads(0, cpus=8) == 1
+  assert boosted.training_threads(2 * per - 1, cpus=8) == 1
+  assert boosted.training_threads(2 * per, cpus=8) == 2
+  assert boosted.training_threads(100 * per, cpus=8) == 8
+  assert boosted.training_threads(100 * per, cpus=2) == 2
+  assert boosted.training_threads(10 ** 9, cpus=256) == boosted.MAX_THREADS
+  ds = trainer.dataset_from_arrays({"x": np.zeros(1030, np.float32)}, np.zeros(1030), 256,
+                                   shuffle=False)
+  assert boosted.count_rows(ds) == 1030

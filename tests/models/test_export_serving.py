@@ -91,4 +91,14 @@ def _check_run_fn_export(sample, tmp_path, variant):
   raw_out = raw(**{k: tf.constant([r[k] for r in rows], dtype=s.dtype)
                    for k, s in specs.items()})
   np.testing.assert_allclose(raw_out[fk.PREDICTION_KEY].numpy(), pred, rtol=1e-5, atol=1e-5)
+
+  # Saved without Keras's per-layer traces, the Keras model still reloads from its layer configs
+  # (model.py registers the custom layers) and predicts what serving_default does.
+  keras_model = tf.keras.models.load_model(fn_args.serving_model_dir)
+  labelled = dict(schema_utils.schema_as_feature_spec(sample.schema).feature_spec)
+  transformed = loaded.signatures["transform_features"](examples=tf.constant(
+      [transform_sample.to_example(r, labelled) for r in rows]))
+  inputs = {k: v if v.shape.rank == 2 else tf.reshape(v, [-1, 1])
+            for k, v in transformed.items() if k in keras_model.input}
+  np.testing.assert_allclose(keras_model(inputs).numpy(), pred, rtol=1e-5, atol=1e-5)
   return loaded
