@@ -10,6 +10,7 @@ import tensorflow as tf
 from tfx.types import artifact_utils
 
 from components import anomaly_gate
+from components import push_guard
 from components.grouping import store as grouping_store
 
 
@@ -105,9 +106,12 @@ def evaluation(a, progress) -> str:
 
 
 def pushed(a, progress) -> str:
-  if not _prop(a, "pushed"):
-    return "nothing pushed (not blessed)"
-  return f"pushed version {_prop(a, 'pushed_version')}"
+  if _prop(a, "pushed"):
+    return f"pushed version {_prop(a, 'pushed_version')}"
+  unchanged = _prop(a, push_guard.UNCHANGED_PROPERTY)
+  if unchanged:   # blessed, but identical to the version already serving (GuardedPusher)
+    return f"nothing pushed: unchanged (same as version {unchanged})"
+  return "nothing pushed (not blessed)"
 
 
 DESCRIBERS: Dict[str, Callable] = {

@@ -10,6 +10,7 @@ from tfx.proto import pusher_pb2
 from tfx.utils import proto_utils
 
 from components import push_guard
+from pipeline import component_results
 
 
 def _saved_model(uri, w):
@@ -40,10 +41,17 @@ def test_identical_model_is_not_pushed_again(tmp_path):
   first = _push(tmp_path, "a", 2.0, dest)
   assert first.get_int_custom_property("pushed") == 1
   (version,) = os.listdir(dest)
+  assert component_results.pushed(first, None) == f"pushed version {version}"
   same = _push(tmp_path, "b", 2.0, dest)     # retrained, byte-identical weights
   assert same.get_int_custom_property("pushed") == 0
   assert same.get_string_custom_property(push_guard.UNCHANGED_PROPERTY) == version
   assert os.listdir(dest) == [version]
+  # the console line says why nothing was pushed: not "not blessed" for a blessed model
+  assert component_results.pushed(same, None) == (
+      f"nothing pushed: unchanged (same as version {version})")
+  refused = standard_artifacts.PushedModel()               # what the Pusher records unblessed
+  refused.set_int_custom_property("pushed", 0)
+  assert component_results.pushed(refused, None) == "nothing pushed (not blessed)"
   time.sleep(1.1)   # the stock Pusher's versions are Unix seconds
   other = _push(tmp_path, "c", 3.0, dest)
   assert other.get_int_custom_property("pushed") == 1
