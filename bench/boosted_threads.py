@@ -7,7 +7,8 @@ Trainer builds (boosted.build_trunk, eval-split early stopping), on synthetic re
 with 14 numeric and 2 categorical features, fitted with 1 thread and with every CPU, alternating,
 ROUNDS times per cell; it reports the median training time, the ratio, and each fit's validation
 RMSE (YDF breaks split ties one way with one thread and another with several -- 2 and 4 threads
-grow the same trees -- so the two models differ a little; neither is the better one). Writes bench/results/boosted_threads.md. Run: make bench-boosted-threads.
+grow the same trees -- so the two models differ a little; neither is the better one).
+Writes bench/results/boosted_threads.md. Run: make bench-boosted-threads.
 """
 from __future__ import annotations
 
@@ -53,25 +54,28 @@ def fit_seconds(rows: int, threads: int) -> Tuple[float, float, int]:
   trunk.fit(_dataset(x, y), validation_data=_dataset(vx, vy), verbose=0)
   seconds = time.perf_counter() - t
   pred = trunk.predict(_dataset(vx, vy), verbose=0).reshape(-1)
-  return seconds, float(np.sqrt(np.mean((pred - vy) ** 2))), int(trunk.make_inspector().num_trees())
+  rmse = float(np.sqrt(np.mean((pred - vy) ** 2)))
+  return seconds, rmse, int(trunk.make_inspector().num_trees())
 
 
 def table(cells: List[Dict]) -> str:
   cpus = os.cpu_count() or 1
   lines = [
       "# Boosted trunk: training threads", "",
-      f"TF-DF gradient-boosted trunk as the Trainer builds it (boosted.build_trunk: {boosted.NUM_TREES}"
-      f" trees at most, depth {boosted.MAX_DEPTH}, early stopping on a validation set of a fifth "
-      f"of the rows), synthetic data with {NUMERIC} numeric and {CATEGORICAL} categorical "
-      f"features. Median of {ROUNDS} fits per cell, 1 thread and {cpus} threads alternating in "
-      f"one process; {cpus} cores. `fit` includes TF-DF's data collection. Rule in use: "
-      f"boosted.training_threads, one thread per {boosted.ROWS_PER_THREAD:,} rows.", "",
+      "TF-DF gradient-boosted trunk as the Trainer builds it (boosted.build_trunk: "
+      f"{boosted.NUM_TREES} trees at most, depth {boosted.MAX_DEPTH}, early stopping on a "
+      f"validation set of a fifth of the rows), synthetic data with {NUMERIC} numeric and "
+      f"{CATEGORICAL} categorical features. Median of {ROUNDS} fits per cell, 1 thread and "
+      f"{cpus} threads alternating in one process; {cpus} cores. `fit` includes TF-DF's data "
+      "collection. Rule in use: boosted.training_threads, one thread per "
+      f"{boosted.ROWS_PER_THREAD:,} rows.", "",
       f"| train rows | fit, 1 thread (s) | fit, {cpus} threads (s) | {cpus} threads / 1 | "
       "trees (1 / all) | validation RMSE (1 / all) | threads the rule picks |",
       "|---:|---:|---:|---:|---:|---:|---:|"]
   for c in cells:
-    lines.append(f"| {c['rows']:,} | {c['one']:.2f} | {c['all']:.2f} | {c['all'] / c['one']:.2f}x"
-                 f" | {c['trees_one']} / {c['trees_all']} | {c['rmse_one']:.4f} / {c['rmse_all']:.4f} | "
+    lines.append(f"| {c['rows']:,} | {c['one']:.2f} | {c['all']:.2f} | "
+                 f"{c['all'] / c['one']:.2f}x | {c['trees_one']} / {c['trees_all']} | "
+                 f"{c['rmse_one']:.4f} / {c['rmse_all']:.4f} | "
                  f"{boosted.training_threads(c['rows'])} |")
   return "\n".join(lines) + "\n"
 

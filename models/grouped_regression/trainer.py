@@ -110,13 +110,15 @@ def dataset_from_arrays(features: Dict[str, np.ndarray], labels: np.ndarray, bat
 
 
 def capped_rows(dataset: tf.data.Dataset, max_rows: int, batch_size: int, seed: int,
-                what: str) -> tf.data.Dataset:
+                what: str, rows: Optional[int] = None) -> tf.data.Dataset:
   """`dataset` ((features, label) batches), or, if it holds more than max_rows rows (> 0), a
   seeded Bernoulli sample of about max_rows of them, rebatched: for learners that load their
-  training rows into memory (model.in_memory_max_rows). Counting costs one streaming pass."""
+  training rows into memory (model.in_memory_max_rows). `rows`: the dataset's row count if
+  already known; otherwise counting costs one streaming pass."""
   if max_rows <= 0:
     return dataset
-  rows = boosted.count_rows(dataset)
+  if rows is None:
+    rows = boosted.count_rows(dataset)
   if rows <= max_rows:
     return dataset
   rate = max_rows / rows
@@ -171,11 +173,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     variant, encoding = auto.split(name)
     if variant == auto.BOOSTED:
       in_memory = int(cfg["model"].get("in_memory_max_rows") or 0)
+      # label_stats read the whole split unless it stopped at its cap: then count again
+      known = rows if rows < _LABEL_STATS_MAX_ROWS else None
       model, result = boosted.fit(
           data(fn_args.train_files, False), data(fn_args.eval_files, False),
           trunk_train_ds=capped_rows(data(fn_args.train_files, False), in_memory,
                                      read_batch, seed=int(cfg["model"].get("seed", 7)),
-                                     what="boosted trunk"),
+                                     what="boosted trunk", rows=known),
           train_rows=min(rows, in_memory) if in_memory > 0 else rows,
           numeric=list(cfg["numeric_features"]), categorical=list(cfg["categorical_features"]),
           num_groups=grouping.num_groups, label_mean=mean, label_std=std,
