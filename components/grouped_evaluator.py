@@ -39,7 +39,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, component_spec, standard_component_specs
 from tfx.utils import json_utils, proto_utils
 
-from components import evaluator_hooks
+from components import code_version, evaluator_hooks, interval_metrics
 from components import group_gate as gate_lib
 from components.grouping import store
 from components.grouping_inputs import GROUPING_INPUT, GROUPING_KEY, with_grouping_input
@@ -52,7 +52,8 @@ DEFAULT_SPLITS = ["test"]
 
 class GroupedEvaluatorSpec(standard_component_specs.EvaluatorSpec):
   PARAMETERS = {**standard_component_specs.EvaluatorSpec.PARAMETERS,
-                GROUP_GATE_KEY: component_spec.ExecutionParameter(type=str)}
+                GROUP_GATE_KEY: component_spec.ExecutionParameter(type=str),
+                **code_version.PARAMETER}
   INPUTS = {**standard_component_specs.EvaluatorSpec.INPUTS, **GROUPING_INPUT}
 
 
@@ -134,4 +135,6 @@ class GroupedEvaluator(tfx.components.Evaluator):
                          "would replace it")
     evaluator_kwargs["module_path"] = evaluator_hooks.MODULE_PATH
     with_grouping_input(self, tfx.components.Evaluator, GroupedEvaluatorSpec, grouping,
-                        evaluator_kwargs, group_gate=group_gate.to_json())
+                        evaluator_kwargs, group_gate=group_gate.to_json(),
+                        code_version=code_version.fingerprint(
+                            __name__, evaluator_hooks.MODULE_PATH, interval_metrics.MODULE))

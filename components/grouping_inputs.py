@@ -19,6 +19,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.dsl.context_managers import dsl_context_registry
 from tfx.types import artifact_utils, component_spec, standard_component_specs
 
+from components import code_version
 from components.grouping.artifact_types import GroupingModel
 
 GROUPING_KEY = "grouping"
@@ -53,11 +54,20 @@ def with_grouping_input(component, stock_class, spec_class, grouping, stock_kwar
     fresh = tfx.dsl.Channel(type=ch.type)
     fresh.matching_channel_name = getattr(ch, "matching_channel_name", None)
     outputs[key] = fresh
-  spec = spec_class(**s.exec_properties, **s.inputs, **outputs, grouping=grouping, **extra_params)
+  spec = spec_class(**s.exec_properties, **s.inputs, **outputs, grouping=grouping,
+                    **extra_params)
   super(stock_class, component).__init__(spec=spec)  # pylint: disable=bad-super-call
 
 
+def _code_version(kwargs: Dict[str, Any], fn_key: str) -> Dict[str, str]:
+  """{code_version: ...} for a user function named by dotted path (`fn_key`); {} for a
+  `module_file`, whose text TFX's cache key already covers."""
+  fn = kwargs.get(fn_key)
+  return {code_version.CODE_VERSION_KEY: code_version.of_function(fn)} if fn else {}
+
+
 class GroupedTransformSpec(standard_component_specs.TransformSpec):
+  PARAMETERS = {**standard_component_specs.TransformSpec.PARAMETERS, **code_version.PARAMETER}
   INPUTS = {**standard_component_specs.TransformSpec.INPUTS, **GROUPING_INPUT}
 
 
@@ -74,10 +84,11 @@ class GroupedTransform(tfx.components.Transform):
 
   def __init__(self, *, grouping, **transform_kwargs):
     with_grouping_input(self, tfx.components.Transform, GroupedTransformSpec, grouping,
-                        transform_kwargs)
+                        transform_kwargs, **_code_version(transform_kwargs, "preprocessing_fn"))
 
 
 class GroupedTrainerSpec(standard_component_specs.TrainerSpec):
+  PARAMETERS = {**standard_component_specs.TrainerSpec.PARAMETERS, **code_version.PARAMETER}
   INPUTS = {**standard_component_specs.TrainerSpec.INPUTS, **GROUPING_INPUT}
 
 
@@ -94,4 +105,4 @@ class GroupedTrainer(tfx.components.Trainer):
 
   def __init__(self, *, grouping, **trainer_kwargs):
     with_grouping_input(self, tfx.components.Trainer, GroupedTrainerSpec, grouping,
-                        trainer_kwargs)
+                        trainer_kwargs, **_code_version(trainer_kwargs, "run_fn"))

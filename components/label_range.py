@@ -25,6 +25,8 @@ from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import io_utils, json_utils
 from tfx.v1.components import SchemaGen
 
+from components import code_version
+
 log = logging.getLogger(__name__)
 MARGIN = 3.0
 QUANTILES = (0.1, 0.9)
@@ -77,7 +79,7 @@ LABEL_KEY = "label"
 
 class LabelRangeSchemaGenSpec(standard_component_specs.SchemaGenSpec):
   PARAMETERS = {**standard_component_specs.SchemaGenSpec.PARAMETERS,
-                LABEL_KEY: ExecutionParameter(type=str)}
+                LABEL_KEY: ExecutionParameter(type=str), **code_version.PARAMETER}
 
 
 class Executor(schema_gen_executor.Executor):
@@ -109,5 +111,6 @@ class LabelRangeSchemaGen(SchemaGen):
   def __init__(self, statistics: types.BaseChannel, label: str):
     spec = LabelRangeSchemaGenSpec(
         statistics=statistics, infer_feature_shape=1, exclude_splits=json_utils.dumps([]),
-        label=label, schema=types.Channel(type=standard_artifacts.Schema))
+        label=label, code_version=code_version.fingerprint(__name__),
+        schema=types.Channel(type=standard_artifacts.Schema))
     base_component.BaseComponent.__init__(self, spec=spec)  # pylint: disable=non-parent-init-called

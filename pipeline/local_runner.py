@@ -39,17 +39,19 @@ def units(cfg: PipelineConfig) -> str:
   return f"RMSE in {d.label_from or d.label}"
 
 
-def run(cfg, progress=None):
+def run(cfg, progress=None, enable_cache: bool = True):
   """The pipeline, then its report; `progress` (a logging handler) sees every record.
 
-  One writer per outputs root: a second run on the same root exits at once (run_lock)."""
+  One writer per outputs root: a second run on the same root exits at once (run_lock).
+  `enable_cache=False` re-executes every component (TFX's cache is otherwise reused whenever a
+  node's inputs, settings and code_version are unchanged)."""
   from pipeline import run_lock  # pylint: disable=g-import-not-at-top
   os.makedirs(cfg.output_root, exist_ok=True)
   with run_lock.hold(cfg.output_root):
-    return _run(cfg)
+    return _run(cfg, enable_cache)
 
 
-def _run(cfg):
+def _run(cfg, enable_cache: bool = True):
   from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
   from pipeline import run_lock, run_summary  # pylint: disable=g-import-not-at-top
   from pipeline.from_config import pipeline_args  # pylint: disable=g-import-not-at-top
@@ -57,14 +59,15 @@ def _run(cfg):
   from pipeline.report import write_report  # pylint: disable=g-import-not-at-top
   connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path)
   run_lock.mark_abandoned(connection)
-  pipeline = create_pipeline(**pipeline_args(cfg), metadata_connection_config=connection)
+  pipeline = create_pipeline(**pipeline_args(cfg), metadata_connection_config=connection,
+                             enable_cache=enable_cache)
   tfx.orchestration.LocalDagRunner().run(pipeline)
   summary = run_summary.summarize(connection)
   write_report(summary, cfg.report_dir, cfg.name)  # sets summary.report_path
   return summary
 
 
-def _quiet_run(cfg: PipelineConfig, verbose: bool):
+def _quiet_run(cfg: PipelineConfig, verbose: bool, enable_cache: bool = True):
   from pipeline import run_log  # pylint: disable=g-import-not-at-top
   with run_log.captured(cfg.log_path, verbose=verbose) as console:
     # imported here: TF/TFX import chatter belongs in the log
@@ -79,7 +82,7 @@ def _quiet_run(cfg: PipelineConfig, verbose: bool):
     handler = progress.Progress(console, connection, component_results.DESCRIBERS)
     logging.getLogger().addHandler(handler)
     try:
-      return run(cfg, handler), console
+      return run(cfg, handler, enable_cache=enable_cache), console
     finally:
       logging.getLogger().removeHandler(handler)
 
@@ -92,6 +95,9 @@ def main(argv=None) -> int:
                  help="override config fields, e.g. model.epochs=5 grouping.k=[4,10]")
   p.add_argument("--verbose", action="store_true",
                  help="show every log line (absl, TFX, Beam, TF) and tracebacks")
+  p.add_argument("--no-cache", action="store_true",
+                 help="re-execute every component instead of reusing cached results (the "
+                      "cache already sees changed data, settings and project code)")
   args = p.parse_args(argv)
   start = time.time()
   cfg = None
@@ -100,7 +106,7 @@ def main(argv=None) -> int:
     rel = lambda p: p if os.path.relpath(p).startswith("..") else os.path.relpath(p)  # noqa: E731
     print(f"== {cfg.name}: {rel(cfg.source_path)} -> {rel(cfg.output_root)} "
           f"(full log: {rel(cfg.log_path)})", flush=True)
-    summary, console = _quiet_run(cfg, args.verbose)
+    summary, console = _quiet_run(cfg, args.verbose, enable_cache=not args.no_cache)
   except Exception as e:  # pylint: disable=broad-except
     return _fail(e, cfg, args.verbose)
   from pipeline import run_summary  # pylint: disable=g-import-not-at-top

@@ -140,6 +140,26 @@ def test_second_run_reuses_cached_executions(finished_run):
 
 
 @pytest.mark.slow
+def test_a_code_change_reruns_the_nodes_that_run_that_code(finished_run, monkeypatch):
+  """An edit to the model code (run_fn's module and what it imports) gives the Trainer a new
+  code_version: the Trainer and everything downstream run again, upstream stays cached. Here the
+  edit is simulated by the fingerprint; tests/test_code_version.py edits real files."""
+  from components import code_version  # pylint: disable=g-import-not-at-top
+  from pipeline.pipeline import RUN_FN  # pylint: disable=g-import-not-at-top
+  cfg, _ = finished_run
+  before = _executions(cfg)
+  real = code_version.of_function
+  monkeypatch.setattr(code_version, "of_function",
+                      lambda fn: real(fn) + ("-edited" if fn == RUN_FN else ""))
+  fx.run(cfg)
+  new = _executions(cfg) - before
+  for name in ["CsvExampleGen", "StatisticsGen", "Grouping", "GroupedTransform"]:
+    assert new[(name, "CACHED")] == 1 and not new[(name, "COMPLETE")], (name, new)
+  for name in ["GroupedTrainer", "GroupedEvaluator"]:
+    assert new[(name, "COMPLETE")] == 1, (name, new)
+
+
+@pytest.mark.slow
 def test_wrong_type_column_stops_before_training(tmp_path):
   cfg = fx.small_config(str(tmp_path), rows=400)
   csv = glob.glob(os.path.join(cfg.csv_dir, "*.csv"))[0]

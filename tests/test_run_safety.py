@@ -1,6 +1,7 @@
 """Nothing lost, nothing pushed twice, on one small pushed baseline (400 Ames rows, 2 epochs):
 bad inputs stop before training with a message naming the problem and leave the pushed model
 intact; an unchanged rerun pushes nothing; a second runner on the same root is refused."""
+import collections
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 
 from components.anomaly_gate import DataAnomalyError
 from data import prepare
-from pipeline import local_runner, run_lock
+from pipeline import local_runner, run_lock, timings
 from tests import pipeline_fixtures as fx
 
 # every test here needs the module's pushed baseline: a whole pipeline run
@@ -128,3 +129,22 @@ def test_unchanged_rerun_pushes_nothing_and_a_second_runner_is_refused(baseline)
 def _versionsof(pushed):
   (v,) = {p.split(os.sep)[0] for p in pushed}
   return v
+
+
+def test_no_cache_reexecutes_every_component_and_still_pushes_nothing_new(baseline):
+  """`make run ARGS=--no-cache` through the real CLI: every component executes again (none
+  cached); the retrained model is the same model, so nothing is pushed."""
+  tmp, cfg, pushed = baseline
+  counts = lambda: collections.Counter(
+      (name, state) for _, name, state, _ in timings.component_seconds(fx.connection(cfg)))
+  before = counts()
+  sets = [f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in
+          {**fx.FAST, **OVER, "dataset.sample_rows": ROWS,
+           "dataset.csv_dir": cfg.csv_dir, "outputs.root": cfg.output_root}.items()]
+  assert local_runner.main(["--config", "configs/ames.yaml", "--no-cache", "--set", *sets]) == 0
+  new = counts() - before
+  assert not [k for k in new if k[1] == "CACHED"], new
+  for name in ["CsvExampleGen", "StatisticsGen", "Grouping", "GroupedTransform", "GroupedTrainer",
+               "GroupedEvaluator", "GuardedPusher"]:
+    assert new[(name, "COMPLETE")] == 1, (name, new)
+  _assert_intact(cfg, pushed)

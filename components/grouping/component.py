@@ -11,6 +11,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import component_spec, standard_artifacts
 
+from components import code_version
 from components.grouping import defaults as d
 from components.grouping import executor, fit_train, fitting
 from components.grouping.artifact_types import GroupingModel
@@ -38,8 +39,12 @@ def make_config(*, mode: str, features, k_values, group_feature: str = d.GROUP_F
               tie_tolerance=float(tie_tolerance))
 
 
+EXECUTOR_MODULE = executor.__name__   # what the node runs: its code_version covers it
+
+
 class GroupingSpec(component_spec.ComponentSpec):
-  PARAMETERS = {executor.CONFIG_KEY: component_spec.ExecutionParameter(type=str)}
+  PARAMETERS = {executor.CONFIG_KEY: component_spec.ExecutionParameter(type=str),
+                **code_version.PARAMETER}
   INPUTS = {
       executor.EXAMPLES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
       executor.ANOMALIES_KEY: component_spec.ChannelParameter(
@@ -77,5 +82,6 @@ class Grouping(base_beam_component.BaseBeamComponent):
     spec = GroupingSpec(
         examples=examples, anomalies=anomalies,
         grouping_config=json.dumps(config, sort_keys=True),
+        code_version=code_version.fingerprint(EXECUTOR_MODULE),
         grouping=tfx.dsl.Channel(type=GroupingModel))
     super().__init__(spec=spec)
