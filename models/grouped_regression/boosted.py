@@ -1,4 +1,4 @@
-"""`boosted` variant: a TF-DF gradient-boosted trunk + per-group linear heads, pooled (EB).
+"""`boosted` variant: a gradient-boosted trunk (YDF) + per-group linear heads, pooled (EB).
 
 Why: trees find interactions and thresholds a small MLP on z-scores misses; the group heads then
 correct each group's level and slopes the way `multihead` does. The trunk sees the group id as a
@@ -11,18 +11,26 @@ Head input phi = [trunk output, the first MAX_HEAD_FEATURES z-scored numerics, 1
 standardised label scale. With the trunk fixed, the heads are exactly pooling.py's problem: per
 group sufficient statistics of (phi, residual), block-wise prior strengths by type-II ML on the
 training rows, a GLS shift of the shared head, and the eval split picks between that, plain
-ridge deltas and no deltas. The trunk's early stopping uses the eval split too (TF-DF's
+ridge deltas and no deltas. The trunk's early stopping uses the eval split too (YDF's
 validation dataset); the test split is never seen.
 
-A trained TF-DF model cannot be called on symbolic Keras inputs, so the export is a tf.Module
+The trunk trains with YDF's own API on NumPy arrays read once from the transformed examples
+(TF-DF's documentation: "prefer YDF for new projects"). Its Keras wrapper, used before, spent
+most of the candidate's time outside the training itself: a traced collection loop per dataset
+and trunk, then an inference graph per model. The trained model becomes a TF callable through
+YDF's to_tensorflow_function, which runs TF-DF's inference op. The export is a tf.Module
 (BoostedServing) with the same three signatures as signatures.export. A process that loads it
-must `import tensorflow_decision_forests` first (it registers the inference ops).
+must `import tensorflow_decision_forests` first (it registers that op; TF Serving >= 2.11 has
+it built in).
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
+import shutil
+import tempfile
+import weakref
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -40,13 +48,15 @@ NUM_TREES = 500             # a ceiling: early stopping on the eval split decide
 SHRINKAGE = 0.1
 MAX_DEPTH = 6
 # YDF's trainer splits each node's search over its threads; on small data the hand-offs cost
-# more than they save (bench/results/boosted_threads.md, 2 cores: 2 threads / 1 = 1.83x the fit
-# time at 2k rows, 1.07x at 5k, 0.84x at 10k, 0.60x at 40k), so a second thread starts at 10k
-# rows. One thread and several break split ties differently, so the trees can differ a little
-# (same validation RMSE to 3-4 digits); any count above one grows the same trees. With the
-# count set from the rows, a small data set gets the same trees on every machine.
-ROWS_PER_THREAD = 5_000
-MAX_THREADS = 32            # TF-DF's own ceiling when it picks the count itself
+# more than they save (bench/results/boosted_threads.md, 2 cores: 2 threads / 1 = 6.3x the
+# training time at 2k rows, 2.0x at 10k, 1.24x at 20k, ~0.96x at 30k, 0.74x at 60k-80k), so a
+# second thread starts at 30k rows. One thread and several break split ties differently, so the
+# trees can differ a little (same validation RMSE to 3-4 digits); any count above one grows the
+# same trees. With the count set from the rows, a small data set gets the same trees on every
+# machine.
+ROWS_PER_THREAD = 15_000
+MAX_THREADS = 32            # TF-DF's own ceiling when it picked the count itself
+LABEL_COLUMN = "__label"    # the label's column in the arrays YDF trains on
 
 
 @dataclasses.dataclass
@@ -56,11 +66,12 @@ class BoostedResult:
   eval_rmse_trunk: float           # label units, eval split, trunk alone
   num_trees: int
   with_group: bool                 # the trunk kept sees the group id
+  num_threads: int                 # the trunk's training threads (training_threads)
 
 
-def _tfdf():
-  import tensorflow_decision_forests as tfdf  # heavy import: only when this variant trains
-  return tfdf
+def _ydf():
+  import ydf  # heavy import: only when this variant trains
+  return ydf
 
 
 def trunk_features(features: Dict[str, tf.Tensor], with_group: bool) -> Dict[str, tf.Tensor]:
@@ -72,7 +83,7 @@ def trunk_features(features: Dict[str, tf.Tensor], with_group: bool) -> Dict[str
 
 def training_threads(rows: int, cpus: Optional[int] = None) -> int:
   """Threads for the trunk's training: one per ROWS_PER_THREAD training rows, at least one, at
-  most the machine's CPUs (TF-DF's default is every CPU, whatever the data size)."""
+  most the machine's CPUs (YDF's default is every CPU, whatever the data size)."""
   cpus = min(cpus or os.cpu_count() or 1, MAX_THREADS)
   return max(1, min(cpus, int(rows) // ROWS_PER_THREAD))
 
@@ -83,15 +94,47 @@ def count_rows(dataset: tf.data.Dataset) -> int:
                             lambda n, b: n + tf.cast(tf.shape(b[1])[0], tf.int64)))
 
 
-def build_trunk(categorical_keys: List[str], seed: int, with_group: bool, verbose: int = 0,
+def trunk_arrays(dataset: tf.data.Dataset) -> Dict[str, np.ndarray]:
+  """One pass over (features, label) batches: the trunk's columns for both trunks (group id
+  included) and the label (LABEL_COLUMN) as NumPy arrays, what YDF trains on in memory."""
+  cols: Dict[str, list] = {}
+  for features, label in dataset:
+    for k, v in trunk_features(features, with_group=True).items():
+      cols.setdefault(k, []).append(v.numpy())
+    cols.setdefault(LABEL_COLUMN, []).append(np.reshape(label.numpy(), [-1]).astype(np.float32))
+  if not cols:
+    raise ValueError("boosted trunk: the dataset has no rows")
+  return {k: np.concatenate(v) for k, v in cols.items()}
+
+
+def _columns(arrays: Dict[str, np.ndarray], with_group: bool) -> Dict[str, np.ndarray]:
+  return {k: v for k, v in arrays.items() if with_group or k != fk.GROUP_KEY}
+
+
+def build_trunk(categorical_keys: List[str], seed: int, with_group: bool,
                 num_threads: Optional[int] = None):
-  tfdf = _tfdf()
-  usage = [tfdf.keras.FeatureUsage(k, semantic=tfdf.keras.FeatureSemantic.CATEGORICAL)
-           for k in categorical_keys + ([fk.GROUP_KEY] if with_group else [])]
-  return tfdf.keras.GradientBoostedTreesModel(
-      task=tfdf.keras.Task.REGRESSION, features=usage, exclude_non_specified_features=False,
+  """The YDF learner for one trunk. Categorical inputs are vocabulary ids from the Transform:
+  every id seen in training is its own category (no frequency pruning, no cap), unseen ids go
+  to YDF's out-of-dictionary item, as TF-DF's Keras wrapper treated integer ids before."""
+  ydf = _ydf()
+  cats = categorical_keys + ([fk.GROUP_KEY] if with_group else [])
+  return ydf.GradientBoostedTreesLearner(
+      label=LABEL_COLUMN, task=ydf.Task.REGRESSION, include_all_columns=True,
+      features=[ydf.Feature(k, ydf.Semantic.CATEGORICAL, min_vocab_frequency=1,
+                            max_vocab_count=-1) for k in cats],
       num_trees=NUM_TREES, shrinkage=SHRINKAGE, max_depth=MAX_DEPTH, random_seed=seed,
-      early_stopping="LOSS_INCREASE", verbose=verbose, num_threads=num_threads)
+      early_stopping="LOSS_INCREASE", num_threads=num_threads or training_threads(0))
+
+
+def as_tf_function(model) -> tf.Module:
+  """A trained YDF model as a TF callable on a dict of [batch] tensors (YDF's
+  to_tensorflow_function: TF-DF's inference op, which TF Serving >= 2.11 has built in). Its
+  model files live in a temporary directory until the returned module is garbage-collected;
+  tf.saved_model.save copies them into the SavedModel's assets."""
+  files = tempfile.mkdtemp(prefix="ydf_trunk_")
+  fn = model.to_tensorflow_function(temp_dir=files)
+  weakref.finalize(fn, shutil.rmtree, files, True)
+  return fn
 
 
 def _head_columns(numeric: List[str]) -> List[str]:
@@ -152,24 +195,22 @@ def _stats(module: BoostedServing, dataset: tf.data.Dataset, num_groups: int
 
 def fit(train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, *, numeric: List[str],
         categorical: List[str], num_groups: int, label_mean: float, label_std: float,
-        seed: int = 7, verbose: int = 0, trunk_train_ds: Optional[tf.data.Dataset] = None,
-        train_rows: Optional[int] = None):
+        seed: int = 7, verbose: int = 0, trunk_train_ds: Optional[tf.data.Dataset] = None):
   """(BoostedServing, BoostedResult): of the trunks with and without the group (each with its
   pooled heads), the one with the lower eval-split RMSE. The datasets yield (transformed
   features, label) batches, one pass each (not repeated); the eval split drives the trunk's
   early stopping and every choice. `trunk_train_ds` (default train_ds): the rows the trunk
-  fits on, which TF-DF holds in memory (trainer.capped_rows samples them above
-  model.in_memory_max_rows); the heads' statistics stream over every row of train_ds.
-  `train_rows` (the trunk's training rows; counted when not given) sets its thread count
-  (training_threads)."""
-  if train_rows is None:
-    train_rows = count_rows(train_ds if trunk_train_ds is None else trunk_train_ds)
+  fits on, which YDF holds in memory (trainer.capped_rows samples them above
+  model.in_memory_max_rows); the heads' statistics stream over every row of train_ds. Both
+  trunks train on the same arrays, read once; their thread count (training_threads) comes
+  from those rows."""
+  train = trunk_arrays(train_ds if trunk_train_ds is None else trunk_train_ds)
+  held_out = trunk_arrays(eval_ds)
   best = None
   for with_group in (False, True):
-    fitted = fit_one(train_ds, eval_ds, numeric=numeric, categorical=categorical,
-                     num_groups=num_groups, label_mean=label_mean, label_std=label_std,
-                     seed=seed, with_group=with_group, verbose=verbose,
-                     trunk_train_ds=trunk_train_ds, train_rows=train_rows)
+    fitted = _fit_one(train, held_out, train_ds, eval_ds, numeric=numeric,
+                      categorical=categorical, num_groups=num_groups, label_mean=label_mean,
+                      label_std=label_std, seed=seed, with_group=with_group, verbose=verbose)
     if best is None or fitted[1].eval_rmse < best[1].eval_rmse:
       best = fitted
   return best
@@ -178,15 +219,24 @@ def fit(train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, *, numeric: List[st
 def fit_one(train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, *, numeric: List[str],
             categorical: List[str], num_groups: int, label_mean: float, label_std: float,
             seed: int, with_group: bool, verbose: int = 0,
-            trunk_train_ds: Optional[tf.data.Dataset] = None, train_rows: Optional[int] = None):
+            trunk_train_ds: Optional[tf.data.Dataset] = None):
   """One trunk (early-stopped on eval) and its group heads (pooling.py, chosen on eval)."""
-  if train_rows is None:
-    train_rows = count_rows(train_ds if trunk_train_ds is None else trunk_train_ds)
-  trunk = build_trunk([fk.categorical_key(n) for n in categorical], seed, with_group, verbose,
-                      num_threads=training_threads(train_rows))
-  as_trunk = lambda x, y: (trunk_features(x, with_group), tf.reshape(y, [-1]))
-  trunk.fit((train_ds if trunk_train_ds is None else trunk_train_ds).map(as_trunk),
-            validation_data=eval_ds.map(as_trunk), verbose=verbose)
+  return _fit_one(trunk_arrays(train_ds if trunk_train_ds is None else trunk_train_ds),
+                  trunk_arrays(eval_ds), train_ds, eval_ds, numeric=numeric,
+                  categorical=categorical, num_groups=num_groups, label_mean=label_mean,
+                  label_std=label_std, seed=seed, with_group=with_group, verbose=verbose)
+
+
+def _fit_one(train_arrays: Dict[str, np.ndarray], eval_arrays: Dict[str, np.ndarray],
+             train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, *, numeric: List[str],
+             categorical: List[str], num_groups: int, label_mean: float, label_std: float,
+             seed: int, with_group: bool, verbose: int):
+  threads = training_threads(train_arrays[LABEL_COLUMN].size)
+  learner = build_trunk([fk.categorical_key(n) for n in categorical], seed, with_group,
+                        num_threads=threads)
+  trained = learner.train(_columns(train_arrays, with_group),
+                          valid=_columns(eval_arrays, with_group), verbose=verbose)
+  trunk = as_tf_function(trained)
   head_cols = _head_columns(numeric)
   p = len(head_cols) + 2
   w0 = np.zeros(p)
@@ -208,11 +258,11 @@ def fit_one(train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, *, numeric: Lis
   module.dw.assign(delta.astype(np.float32))
   n_eval = max(float(held_out.rows.sum()), 1.0)
   rmse = lambda v: float(np.sqrt(max(v, 0.0) / n_eval) * label_std)
-  result = BoostedResult(choice, rmse(sse[choice]), rmse(sse["zero"]),
-                         int(trunk.make_inspector().num_trees()), with_group)
-  log.info("boosted (group in trunk: %s): %d trees, heads %s %s, eval RMSE %.4f (trunk alone "
-           "%.4f)", with_group, result.num_trees, choice, lam, result.eval_rmse,
-           result.eval_rmse_trunk)
+  result = BoostedResult(choice, rmse(sse[choice]), rmse(sse["zero"]), int(trained.num_trees()),
+                         with_group, threads)
+  log.info("boosted (group in trunk: %s): %d trees (%d thread(s)), heads %s %s, eval RMSE %.4f "
+           "(trunk alone %.4f)", with_group, result.num_trees, threads, choice, lam,
+           result.eval_rmse, result.eval_rmse_trunk)
   return module, result
 
 

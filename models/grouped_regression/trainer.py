@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 _LABEL_STATS_MAX_ROWS = 1_000_000
 CHOICE_FILE = os.path.join("assets.extra", "model_choice.json")   # inside the SavedModel dir
 # Rows per batch of every pass that only reads a split (label statistics, validation, evaluation,
-# the refit's and the intervals' per-group sums, TF-DF's loading). Their results do not depend on
+# the refit's and the intervals' per-group sums, the boosted trunk's arrays). Their results do not depend on
 # the batch size but their cost is mostly per batch (a Python step, a NumPy sum of [groups, p, p]),
 # so they do not use model.batch_size, an SGD setting: at 64 rows, a 100k-row train split is
 # 1,100 steps per pass instead of 70.
@@ -180,7 +180,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
           trunk_train_ds=capped_rows(data(fn_args.train_files, False), in_memory,
                                      read_batch, seed=int(cfg["model"].get("seed", 7)),
                                      what="boosted trunk", rows=known),
-          train_rows=min(rows, in_memory) if in_memory > 0 else rows,
           numeric=list(cfg["numeric_features"]), categorical=list(cfg["categorical_features"]),
           num_groups=grouping.num_groups, label_mean=mean, label_std=std,
           seed=int(cfg["model"].get("seed", 7)))

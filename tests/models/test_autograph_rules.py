@@ -46,10 +46,39 @@ def test_fit_transpiles_our_layers_and_no_tf_keras_code(monkeypatch):
                                    "Model.make_test_function.<locals>.test_function"}, keras
 
 
-def test_install_adds_the_rule_once():
-  rules = lambda: [r for r in ag_config.CONVERSION_RULES
-                   if getattr(r, "_prefix", None) == autograph_rules.PACKAGE]
+def test_install_adds_each_rule_once():
   autograph_rules.install()
   autograph_rules.install()
-  assert len(rules()) == 1
+  for package in autograph_rules.PACKAGES:
+    rules = [r for r in ag_config.CONVERSION_RULES if getattr(r, "_prefix", None) == package]
+    assert len(rules) == 1, package
   assert tf.keras.layers.Dense.__module__.startswith("tf_keras.")   # the package it names
+
+
+def test_reading_transformed_examples_transpiles_no_tfx_bsl_or_tft_code(monkeypatch, tmp_path):
+  """input_fn's datasets (tfx_bsl parsing under Dataset.map) and the transform layer a serving
+  signature traces: only functions handed to tf.function/map directly are converted."""
+  import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
+  from tests.models import transform_sample  # pylint: disable=g-import-not-at-top
+  sample = transform_sample.build(str(tmp_path), rows=120)
+  seen = []
+  original = transpiler.PyToPy.transform_function
+
+  def recording(self, fn, user_context):
+    seen.append((getattr(fn, "__module__", "") or "", getattr(fn, "__qualname__", "")))
+    return original(self, fn, user_context)
+
+  monkeypatch.setattr(transpiler.PyToPy, "transform_function", recording)
+  out = tft.TFTransformOutput(sample.transform_output)
+  batches = list(trainer.input_fn(sample.train_files, sample.data_accessor(), out, 64,
+                                  shuffle=False))
+  assert sum(int(y.shape[0]) for _, y in batches) == sample.n_train
+  layer = out.transform_features_layer()
+  spec = out.raw_feature_spec()
+  fn = tf.function(lambda e: layer(tf.io.parse_example(e, spec)))
+  fn.get_concrete_function(tf.TensorSpec([None], tf.string))
+  libraries = {(m, q) for m, q in seen if m.split(".")[0] in ("tfx_bsl", "tensorflow_transform")}
+  # Without the rules this lists 13: TFT's transform layer and loader, tfx_bsl's dataset
+  # lambdas and feature renaming. With them, only the parse function tfx_bsl wraps itself.
+  assert libraries <= {("tfx_bsl.tfxio.tf_example_record",
+                        "_validate_tf_example_parser_config.<locals>.parse")}, libraries

@@ -1,4 +1,4 @@
-"""The boosted variant (TF-DF trunk + pooled group heads): trained by run_fn on a real Transform
+"""The boosted variant (YDF trunk + pooled group heads): trained by run_fn on a real Transform
 output, exported as one SavedModel with the pipeline's three signatures, and served by the dev
 server with the same numbers in-process, over gRPC and over REST."""
 import base64
@@ -109,7 +109,7 @@ def test_group_heads_shrink_a_three_row_group_toward_the_shared_head():
                                    num_groups=len(sizes), label_mean=float(y[~val].mean()),
                                    label_std=float(y[~val].std()), seed=0, with_group=False)
   assert result.choice != "zero"
-  assert module.trunk.num_threads == 1      # 2,000 training rows: one thread (training_threads)
+  assert result.num_threads == 1            # 2,000 training rows: one thread (training_threads)
   small = g == 8
   sf = {k: v[small] for k, v in feats.items()}
   pred = module(sf).numpy().ravel()
@@ -157,7 +157,7 @@ def test_row_cap_samples_the_trunk_rows_and_says_so(tmp_path, caplog):
 
 def test_trunk_threads_follow_the_training_rows():
   """One thread per ROWS_PER_THREAD training rows, at least one, never more than the CPUs (or
-  TF-DF's ceiling): small data trains on one thread on every machine."""
+  TF-DF's old ceiling): small data trains on one thread on every machine."""
   per = boosted.ROWS_PER_THREAD
   assert boosted.training_threads(0, cpus=8) == 1
   assert boosted.training_threads(2 * per - 1, cpus=8) == 1
