@@ -27,10 +27,11 @@ def _rows(n=60, seed=0):
           for h in hoods]
 
 
-def _transform(rows, grouping, tmp_path, numeric_bins=0):
+def _transform(rows, grouping, tmp_path, numeric_bins=0, optional=()):
   uri = str(tmp_path / "grouping")
   store.save(grouping, uri)
   spec = {f: tf.io.FixedLenFeature([], tf.float32) for f in NUMERIC + ["y"]}
+  spec.update({f: tf.io.VarLenFeature(tf.float32) for f in optional})
   spec["hood"] = tf.io.FixedLenFeature([], tf.string)
   metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
   cfg = dict(numeric_features=NUMERIC, categorical_features=CATEGORICAL, label="y",
@@ -71,6 +72,37 @@ def test_apriori_group_ids_with_fallback(tmp_path):
   ids = np.array([r[fk.GROUP_KEY] for r in out])
   np.testing.assert_array_equal(ids, fitting.assign(g, _columns(rows, ["hood"])))
   assert all(i == g.fallback_group for i, r in zip(ids, rows) if r["hood"] == rare)
+
+
+def test_z_scores_match_float64_numpy_even_on_narrow_columns(tmp_path):
+  """One elementwise analyzer z-scores every numeric column, accumulated in float64: lat/lon
+  (spread ~0.02 around 42 and -93.6) come out as NumPy's float64 z-scores, not float32's."""
+  rows = _rows(n=400)
+  cols = _columns(rows, ["lon", "lat"])
+  g = fitting.fit_kmeans(fitting.as_float_matrix(cols, ["lon", "lat"]), ["lon", "lat"], [2])
+  out = _transform(rows, g, tmp_path)
+  for name in NUMERIC:
+    x = np.array([r[name] for r in rows], np.float32).astype(np.float64)
+    got = np.array([r[fk.numeric_key(name)] for r in out])
+    np.testing.assert_allclose(got, (x - x.mean()) / x.std(), atol=2e-6, err_msg=name)
+
+
+def test_an_optional_numeric_missing_value_is_zero_after_imputation(tmp_path):
+  """A missing value of an optional (VarLen) numeric takes the train mean before scaling, so its
+  z-score is 0; the present values are z-scored over the imputed column."""
+  rows = _rows(n=100)
+  gone = {3, 10, 57}
+  for i, r in enumerate(rows):
+    r["area"] = [] if i in gone else [r["area"]]
+  cols = _columns(rows, ["lon", "lat"])
+  g = fitting.fit_kmeans(fitting.as_float_matrix(cols, ["lon", "lat"]), ["lon", "lat"], [2])
+  out = _transform(rows, g, tmp_path, optional=("area",))
+  present = np.array([r["area"][0] for r in rows if r["area"]], np.float32).astype(np.float64)
+  imputed = np.array([r["area"][0] if r["area"] else present.mean() for r in rows])
+  want = (imputed - imputed.mean()) / imputed.std()
+  got = np.array([r[fk.numeric_key("area")] for r in out])
+  assert all(got[i] == 0.0 for i in gone)
+  np.testing.assert_allclose(got, want, atol=2e-6)
 
 
 @pytest.mark.parametrize("missing", [float("nan")])
