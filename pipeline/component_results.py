@@ -75,17 +75,25 @@ def grouping(a, progress) -> str:
 
 
 def model(a, progress) -> str:
-  """Variant, epochs run, eval RMSE (label units) from the Keras epoch lines seen."""
-  text = progress.trainer_variant or "trained"
-  if progress.epochs:
-    best = min(progress.epochs)
-    text += (f", {len(progress.epochs)} epochs (max {progress.max_epochs}, best "
-             f"{progress.epochs.index(best) + 1}), eval RMSE {best:.4f}")
-    if progress.refit:
-      choice, _, before, after = progress.refit[:4]
-      if before:
-        text += f" -> {best * after / before:.4f} after head refit ({choice})"
-  return text
+  """The candidate kept and its eval RMSE (label units, after any head refit), from the model's
+  own model_choice.json (so a cached Trainer reports it too), with each candidate's RMSE when
+  there were several (`auto`) and the epochs each network trained when this run trained them."""
+  from models.grouped_regression import trainer  # pylint: disable=g-import-not-at-top
+  from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
+  choice = trainer.read_choice(path_utils.serving_model_path(a.uri)) if a is not None else None
+  if not choice:
+    return "trained"
+  rmse = {k: v["eval_rmse"] for k, v in choice["candidates"].items()}
+  seen = {c[0]: c for c in progress.candidates}
+  epochs = lambda name: (f" ({seen[name][2]} epochs)" if seen.get(name) and seen[name][2]
+                         else "")
+  kept = choice["chosen"]
+  if len(rmse) == 1:
+    refit = seen[kept][4] if seen.get(kept) else None
+    return (f"{kept}{epochs(kept)}, eval RMSE {rmse[kept]:.4f}"
+            + (f" after head refit ({refit[0]})" if refit else ""))
+  others = ", ".join(f"{name} {r:.4f}{epochs(name)}" for name, r in rmse.items())
+  return f"kept {kept}, eval RMSE {rmse[kept]:.4f} (of {others})"
 
 
 def blessing(a, progress) -> str:

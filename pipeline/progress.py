@@ -44,6 +44,9 @@ class Progress(logging.Handler):
     self.components: List[str] = []
     self.out_types: set = set()
     self.trainer_variant: Optional[str] = None
+    # Trainer candidates as they finish: (name, eval RMSE, epochs, max epochs, refit log args)
+    self.candidates: List[tuple] = []
+    self.kept: Optional[str] = None
 
   def line(self, text: str, final: bool = True) -> None:
     if self.tty:
@@ -63,7 +66,7 @@ class Progress(logging.Handler):
       node = str(record.args[0])
       self.started[node], self.cached = time.time(), False
       self.epochs, self.max_epochs, self.refit = [], 0, None
-      self.trainer_variant = None
+      self.trainer_variant, self.candidates, self.kept = None, [], None
       self.components.append(node)
       self.line(f"{time.strftime('%H:%M:%S')}  {node:<30} started", final=not self.tty)
     elif record.msg == _CACHED:
@@ -74,8 +77,17 @@ class Progress(logging.Handler):
       result = "; ".join(self._results()) or "done"
       how = "cached" if self.cached else f"{secs:6.1f} s"
       self.line(f"{time.strftime('%H:%M:%S')}  {node:<30} finished {how:>8}  {result}")
-    elif isinstance(record.msg, str) and record.msg.startswith("training %s: %d groups"):
-      self.trainer_variant = str(record.args[0])
+    elif isinstance(record.msg, str) and record.msg.startswith("training %s (%s): %d groups"):
+      self.trainer_variant = f"{record.args[0]}/{record.args[1]}"
+      self.epochs, self.max_epochs, self.refit = [], 0, None     # a new network's epochs
+    elif isinstance(record.msg, str) and record.msg.startswith("candidate %s: eval RMSE"):
+      name = str(record.args[0])
+      trained_here = self.trainer_variant == name
+      self.candidates.append((name, float(record.args[1]), len(self.epochs) if trained_here else 0,
+                              self.max_epochs if trained_here else 0,
+                              self.refit if trained_here else None))
+    elif isinstance(record.msg, str) and record.msg.startswith("model %s: kept %s"):
+      self.kept = str(record.args[1])
     elif isinstance(record.msg, str) and record.msg.startswith("group heads refit"):
       self.refit = record.args   # (best, lambda, rmse before, rmse after, rows, rows)
     elif isinstance(record.msg, str):
@@ -86,7 +98,8 @@ class Progress(logging.Handler):
       m = _VAL_RMSE.search(record.msg)
       if m:
         self.epochs.append(float(m.group(1)))
-        self.line(f"{'':10}{'training':<30} epoch {len(self.epochs)}/{self.max_epochs}  "
+        what = f"training {self.trainer_variant or ''}".strip()
+        self.line(f"{'':10}{what:<30} epoch {len(self.epochs)}/{self.max_epochs}  "
                   f"eval RMSE {self.epochs[-1]:.4f}", final=False)
 
   def _results(self, execution_id: Optional[int] = None) -> List[str]:

@@ -1,6 +1,8 @@
 """The whole pipeline with `model.variant: auto` on a small Ames sample: the Trainer trains
 every candidate, keeps the lowest eval-split RMSE, records the choice in the model artifact,
 and the pushed model (whichever family won) serves through the pipeline's signatures."""
+import io
+import logging
 import os
 
 import numpy as np
@@ -8,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from models.grouped_regression import trainer
-from pipeline import run_summary
+from pipeline import component_results, progress, run_log, run_summary
 from tests import pipeline_fixtures as fx
 
 
@@ -16,7 +18,11 @@ from tests import pipeline_fixtures as fx
 def test_pipeline_runs_with_auto_and_records_the_choice(tmp_path):
   cfg = fx.small_config(str(tmp_path), rows=600, overrides={"model.variant": "auto",
                                                                 "model.numeric_bins": 8})
-  summary = fx.run(cfg)
+  console = io.StringIO()   # the local runner's console handler and log set-up, as `make run`
+  with run_log.captured(str(tmp_path / "run.log"), verbose=False):
+    handler = progress.Progress(console, fx.connection(cfg), component_results.DESCRIBERS)
+    logging.getLogger().addHandler(handler)
+    summary = fx.run(cfg)
   assert summary.pushed, "the auto model was not pushed"
   choice = summary.model_choice
   assert choice and choice["variant"] == "auto" and choice["split"] == "eval"
@@ -26,6 +32,12 @@ def test_pipeline_runs_with_auto_and_records_the_choice(tmp_path):
   assert choice["chosen"] == min(rmse, key=rmse.get)
   assert trainer.read_choice(summary.pushed_path) == choice     # travels with the SavedModel
   assert any(line.startswith("model variant: auto -> ") for line in run_summary.describe(summary))
+  # the Trainer's console line names the kept candidate and every candidate's eval RMSE
+  (line,) = [l for l in console.getvalue().splitlines() if "GroupedTrainer" in l and "finished" in l]
+  assert f"kept {choice['chosen']}, eval RMSE {rmse[choice['chosen']]:.4f}" in line, line
+  for name, r in rmse.items():
+    assert f"{name} {r:.4f}" in line, (name, line)
+  assert "epochs" in line, line
   if choice["chosen"] == "boosted":
     import tensorflow_decision_forests  # noqa: F401  pylint: disable=g-import-not-at-top
   loaded = tf.saved_model.load(summary.pushed_path)
