@@ -59,3 +59,29 @@ def test_input_fn_yields_the_default_readers_rows(tmp_path):
         np.testing.assert_array_equal(group, want_group)
       else:                 # the same rows
         assert sorted(zip(label, group)) == sorted(zip(want_label, want_group))
+
+
+def test_read_once_replays_read_only_passes_from_memory_and_still_shuffles(tmp_path):
+  """trainer.read_once: an unshuffled split is parsed on its first pass and replayed after (the
+  files can be gone), batch for batch what streaming gives; one cache per split, shared by every
+  caller; shuffled SGD datasets still come from the files, reshuffled each epoch."""
+  sample = transform_sample.build(str(tmp_path / "tft"), rows=300)
+  output = tft.TFTransformOutput(sample.transform_output)
+  files, count = _shards(sample.train_files, str(tmp_path / "copy"), 2)
+  stream = lambda f, shuffle: trainer.input_fn(f, sample.data_accessor(), output, 32,
+                                               shuffle=shuffle)
+  data = trainer.read_once(stream)
+  want = _rows(stream(files, False))
+  first = _rows(data(files, False))
+  for got, expected in zip(first, want):
+    np.testing.assert_array_equal(got, expected)
+  assert data(files, False) is data(list(files), False)       # one cache per split
+  sgd = data(files, True)                                     # iterated once per epoch by fit
+  assert sgd is not data(files, True)                         # not cached
+  epochs = [_rows(sgd)[0] for _ in range(2)]
+  assert len(epochs[0]) == count and not np.array_equal(epochs[0], epochs[1])   # reshuffled
+  for path in files:
+    os.remove(path)
+  replay = _rows(data(files, False))                          # from memory: no file is read
+  for got, expected in zip(replay, want):
+    np.testing.assert_array_equal(got, expected)
