@@ -9,17 +9,18 @@ cache key alone: a rerun on the same outputs root reported the old model as `cac
 The fingerprint is taken when the component is built (when the pipeline is compiled, for
 Kubeflow and Airflow, like TFX's own user-module wheels): SHA-256 over the source of the entry
 modules and of every first-party module they import, transitively. First-party means a module
-file under the directory that holds the entry module's top-level package (the repo root);
-imports are read from the source (ast), nothing is executed. Third-party versions are not in
-it: they are pinned (env/requirements.lock) and an upgrade should start from a fresh root.
+file under the directory that holds the entry module's top-level package (the repo root).
+The standard library's modulefinder reads the imports from the bytecode; nothing is executed.
+Third-party versions are not in it: they are pinned (env/requirements.lock) and an upgrade
+should start from a fresh root.
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import importlib.util
+import modulefinder
 import os
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable
 
 from tfx.types import component_spec
 
@@ -39,54 +40,18 @@ def _root(module: str) -> str:
   return os.path.dirname(top)
 
 
-def _source(root: str, module: str) -> Optional[str]:
-  """root/a/b.py or root/a/b/__init__.py for module 'a.b'; None if it is not first-party."""
-  base = os.path.join(root, *module.split("."))
-  for path in (base + ".py", os.path.join(base, "__init__.py")):
-    if os.path.isfile(path):
-      return path
-  return None
-
-
-def _imports(path: str, module: str) -> List[str]:
-  """Every module name `path` (module `module`) imports, its parent packages included."""
-  with open(path, "rb") as f:
-    tree = ast.parse(f.read(), filename=path)
-  package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
-  out = []
-  for node in ast.walk(tree):
-    if isinstance(node, ast.Import):
-      out += [a.name for a in node.names]
-    elif isinstance(node, ast.ImportFrom):
-      if node.level:
-        parts = package.split(".")
-        base = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
-      else:
-        base = node.module or ""
-      out.append(base)
-      out += [f"{base}.{a.name}" for a in node.names]   # `from pkg import module`
-  parents = [".".join(n.split(".")[:i]) for n in out + [module] for i in range(1, n.count(".") + 1)]
-  return [n for n in out + parents if n]
-
-
 def sources(modules: Iterable[str]) -> Dict[str, str]:
-  """{module name: source path} of `modules` and the first-party modules they import."""
+  """{module name: source path} of `modules` and the first-party modules they import
+  (the standard library's modulefinder, searching the repo root only)."""
   modules = list(modules)
   root = _root(modules[0])
-  found: Dict[str, str] = {}
-  todo = list(modules)
-  while todo:
-    name = todo.pop()
-    if name in found:
-      continue
-    path = _source(root, name)
-    if path is None:
-      if name in modules:
-        raise ValueError(f"code_version: {name!r} is not a module under {root}")
-      continue
-    found[name] = path
-    todo += _imports(path, name)
-  return found
+  finder = modulefinder.ModuleFinder(path=[root])
+  for name in modules:
+    try:
+      finder.import_hook(name)
+    except ImportError as e:
+      raise ValueError(f"code_version: {name!r} is not a module under {root}") from e
+  return {name: m.__file__ for name, m in finder.modules.items() if m.__file__}
 
 
 def fingerprint(*modules: str) -> str:

@@ -84,12 +84,11 @@ def model(a, progress) -> str:
   if not choice:
     return "trained"
   rmse = {k: v["eval_rmse"] for k, v in choice["candidates"].items()}
-  seen = {c[0]: c for c in progress.candidates}
-  epochs = lambda name: (f" ({seen[name][2]} epochs)" if seen.get(name) and seen[name][2]
-                         else "")
+  seen = progress.candidates                       # name -> (epochs, refit), this run only
+  epochs = lambda name: f" ({seen[name][0]} epochs)" if seen.get(name, (0,))[0] else ""
   kept = choice["chosen"]
   if len(rmse) == 1:
-    refit = seen[kept][4] if seen.get(kept) else None
+    refit = seen.get(kept, (0, None))[1]
     return (f"{kept}{epochs(kept)}, eval RMSE {rmse[kept]:.4f}"
             + (f" after head refit ({refit[0]})" if refit else ""))
   others = ", ".join(f"{name} {r:.4f}{epochs(name)}" for name, r in rmse.items())

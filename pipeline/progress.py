@@ -44,9 +44,8 @@ class Progress(logging.Handler):
     self.components: List[str] = []
     self.out_types: set = set()
     self.trainer_variant: Optional[str] = None
-    # Trainer candidates as they finish: (name, eval RMSE, epochs, max epochs, refit log args)
-    self.candidates: List[tuple] = []
-    self.kept: Optional[str] = None
+    # networks this Trainer run trained: name -> (epochs, the head refit's log args or None)
+    self.candidates: Dict[str, tuple] = {}
 
   def line(self, text: str, final: bool = True) -> None:
     if self.tty:
@@ -66,7 +65,7 @@ class Progress(logging.Handler):
       node = str(record.args[0])
       self.started[node], self.cached = time.time(), False
       self.epochs, self.max_epochs, self.refit = [], 0, None
-      self.trainer_variant, self.candidates, self.kept = None, [], None
+      self.trainer_variant, self.candidates = None, {}
       self.components.append(node)
       self.line(f"{time.strftime('%H:%M:%S')}  {node:<30} started", final=not self.tty)
     elif record.msg == _CACHED:
@@ -81,13 +80,8 @@ class Progress(logging.Handler):
       self.trainer_variant = f"{record.args[0]}/{record.args[1]}"
       self.epochs, self.max_epochs, self.refit = [], 0, None     # a new network's epochs
     elif isinstance(record.msg, str) and record.msg.startswith("candidate %s: eval RMSE"):
-      name = str(record.args[0])
-      trained_here = self.trainer_variant == name
-      self.candidates.append((name, float(record.args[1]), len(self.epochs) if trained_here else 0,
-                              self.max_epochs if trained_here else 0,
-                              self.refit if trained_here else None))
-    elif isinstance(record.msg, str) and record.msg.startswith("model %s: kept %s"):
-      self.kept = str(record.args[1])
+      if self.trainer_variant == str(record.args[0]):   # a network (epoch lines) just finished
+        self.candidates[self.trainer_variant] = (len(self.epochs), self.refit)
     elif isinstance(record.msg, str) and record.msg.startswith("group heads refit"):
       self.refit = record.args   # (best, lambda, rmse before, rmse after, rows, rows)
     elif isinstance(record.msg, str):

@@ -58,9 +58,9 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> D
     # ~1e-3 of a z-score on a narrow-spread column such as Latitude
     z = tf.cast(tft.scale_to_z_score(tf.cast(values, tf.float64), elementwise=True), tf.float32)
     for i, name in enumerate(numeric):
-      # an optional feature's missing values become 0 (its mean) in the z-score
-      missing = tf.math.is_nan(_numeric(inputs[name]))
-      out[fk.numeric_key(name)] = tf.where(missing, 0.0, z[:, i])
+      out[fk.numeric_key(name)] = z[:, i]
+      if isinstance(inputs[name], tf.SparseTensor):   # optional: missing -> 0 (its mean)
+        out[fk.numeric_key(name)] = tf.where(tf.math.is_nan(_numeric(inputs[name])), 0.0, z[:, i])
   if bins and numeric:
     edges = piecewise.edges_tft(values, bins)
     for i, name in enumerate(numeric):

@@ -10,9 +10,8 @@ from models.grouped_regression import model as model_lib
 from models.grouped_regression import trainer
 
 
-def _transpiled_during_fit(monkeypatch):
-  """(module, qualname) of every function AutoGraph transforms while a multihead model fits
-  one epoch."""
+def _record_transpiled(monkeypatch):
+  """A list that fills with (module, qualname) of every function AutoGraph transforms."""
   seen = []
   original = transpiler.PyToPy.transform_function
 
@@ -21,6 +20,13 @@ def _transpiled_during_fit(monkeypatch):
     return original(self, fn, user_context)
 
   monkeypatch.setattr(transpiler.PyToPy, "transform_function", recording)
+  return seen
+
+
+def _transpiled_during_fit(monkeypatch):
+  """(module, qualname) of every function AutoGraph transforms while a multihead model fits
+  one epoch."""
+  seen = _record_transpiled(monkeypatch)
   rng = np.random.default_rng(0)
   x, g = rng.normal(size=(256, 1)).astype(np.float32), np.arange(256) % 3
   y = 2.0 * x[:, 0] + g
@@ -61,14 +67,7 @@ def test_reading_transformed_examples_transpiles_no_tfx_bsl_or_tft_code(monkeypa
   import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
   from tests.models import transform_sample  # pylint: disable=g-import-not-at-top
   sample = transform_sample.build(str(tmp_path), rows=120)
-  seen = []
-  original = transpiler.PyToPy.transform_function
-
-  def recording(self, fn, user_context):
-    seen.append((getattr(fn, "__module__", "") or "", getattr(fn, "__qualname__", "")))
-    return original(self, fn, user_context)
-
-  monkeypatch.setattr(transpiler.PyToPy, "transform_function", recording)
+  seen = _record_transpiled(monkeypatch)
   out = tft.TFTransformOutput(sample.transform_output)
   batches = list(trainer.input_fn(sample.train_files, sample.data_accessor(), out, 64,
                                   shuffle=False))
